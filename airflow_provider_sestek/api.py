@@ -186,11 +186,13 @@ class Token:
     :param access_token: the bearer token.
     :param expires_at: wall-clock expiry.
     :param scope: the scope the server granted.
+    :param lifetime: the ``expires_in`` it was issued with (the refresh margin is a share of it).
     """
 
     access_token: str = field(repr=False)
     expires_at: float
     scope: str | None = None
+    lifetime: float = 3600.0
 
     def fresh(self, now: float | None = None) -> bool:
         """
@@ -199,8 +201,7 @@ class Token:
         :param now: the current time (defaults to :func:`time.time`).
         """
         now = time.time() if now is None else now
-        lifetime = max(self.expires_at - now, 0.0)
-        return lifetime > refresh_margin(self.expires_at - now)
+        return self.expires_at - now > refresh_margin(self.lifetime)
 
 
 def refresh_margin(expires_in: float) -> float:
@@ -481,7 +482,12 @@ def parse_token(status: int, body: bytes, endpoint: str, now: float | None = Non
         expires_in = 3600.0
     now = time.time() if now is None else now
     scope = data.get("scope")
-    return Token(access_token=token, expires_at=now + expires_in, scope=scope if isinstance(scope, str) else None)
+    return Token(
+        access_token=token,
+        expires_at=now + expires_in,
+        scope=scope if isinstance(scope, str) else None,
+        lifetime=expires_in,
+    )
 
 
 def parse_experiment(status: int, body: bytes, endpoint: str) -> dict[str, Any]:

@@ -563,27 +563,22 @@ class SestekHook(BaseHook):
         status, body = self._call("GET", url, idempotent=True, endpoint="progress")
         return api.parse_progress_response(status, body, url)
 
-    def submit_training(
+    def prepare_training(
         self,
         model_id: str,
         project_name: str,
-        data_files: Iterable[str | os.PathLike[str]] = (),
-        data_urls: Iterable[str] = (),
+        data_files: Iterable[str | os.PathLike[str]] | str | None = (),
+        data_urls: Iterable[str] | str | None = (),
         callback: api.CallbackConfig | None = None,
-    ) -> dict[str, Any]:
+    ) -> TrainingRequest:
         """
-        Start a Generative-QA training, streaming the files (memory stays flat whatever their size).
-
-        Everything is validated before any request. The POST is retried only when it certainly did not
-        reach the server (connection refused, 429); after a dropped connection or a gateway error the
-        error is raised with ``maybe_sent`` semantics and the caller checks the progress.
+        Validate a training request without sending anything (no Sestek call is made).
 
         :param model_id: lowercase letters, digits and ``-``, at most 63 characters.
         :param project_name: Sestek project name.
-        :param data_files: local paths or object-storage URLs (``s3://``, ``file://`` ...), one ``dataFiles`` part each.
-        :param data_urls: http(s) URLs the server downloads, one ``dataUrls`` field each.
+        :param data_files: local paths or object-storage URLs (``s3://``, ``file://`` ...).
+        :param data_urls: http(s) URLs the server downloads.
         :param callback: optional callback settings.
-        :return: the experiment object the server returned.
         """
         api.validate_model_id(model_id)
         api.validate_project_name(project_name)
@@ -592,21 +587,51 @@ class SestekHook(BaseHook):
         if not files and not urls:
             raise SestekValidationError("data_files", None, "give at least one of data_files or data_urls")
         api.validate_callback(callback)
-        fields = api.training_form_fields(model_id, project_name, urls, callback)
+        return TrainingRequest(model_id, project_name, tuple(files), tuple(urls), callback)
+
+    def submit_training(
+        self,
+        model_id: str | TrainingRequest,
+        project_name: str | None = None,
+        data_files: Iterable[str | os.PathLike[str]] | str | None = (),
+        data_urls: Iterable[str] | str | None = (),
+        callback: api.CallbackConfig | None = None,
+    ) -> dict[str, Any]:
+        """
+        Start a Generative-QA training, streaming the files (memory stays flat whatever their size).
+
+        Everything is validated before any request. The POST is retried only when it certainly did not
+        reach the server (connection refused, 429); after a dropped connection or a gateway error the
+        error is raised (``SestekTransportError.maybe_sent``, ``SestekApiError``) and the caller checks
+        the progress before trying again: the operator re-attaches to the training it finds.
+
+        :param model_id: lowercase letters, digits and ``-``, at most 63 characters (or a request from
+            :meth:`prepare_training`, then the other arguments are ignored).
+        :param project_name: Sestek project name.
+        :param data_files: local paths or object-storage URLs (``s3://``, ``file://`` ...), one ``dataFiles`` part each.
+        :param data_urls: http(s) URLs the server downloads, one ``dataUrls`` field each.
+        :param callback: optional callback settings.
+        :return: the experiment object the server returned.
+        """
+        if isinstance(model_id, TrainingRequest):
+            request = model_id
+        else:
+            request = self.prepare_training(model_id, project_name or "", data_files, data_urls, callback)
+        fields = api.training_form_fields(request.model_id, request.project_name, request.data_urls, request.callback)
         url = api.train_url(self.config.base_url)
         self.log.info(
             "Submitting Sestek training of model %s (project %r): %d file(s), %d URL(s)",
-            model_id,
-            project_name,
-            len(files),
-            len(urls),
+            request.model_id,
+            request.project_name,
+            len(request.data_files),
+            len(request.data_urls),
         )
 
         def body_factory(stack: ExitStack) -> tuple[Any, Mapping[str, str]]:
             from requests_toolbelt import MultipartEncoder
 
             parts: list[tuple[str, Any]] = list(fields)
-            for source in files:
+            for source in request.data_files:
                 handle = stack.enter_context(source.open())
                 parts.append(("dataFiles", (source.name, handle, source.content_type)))
             encoder = MultipartEncoder(fields=parts)
@@ -762,6 +787,25 @@ class SestekHook(BaseHook):
 
 
 @dataclass(frozen=True)
+class TrainingRequest:
+    """
+    A validated training request, ready to send.
+
+    :param model_id: the model id.
+    :param project_name: the project name.
+    :param data_files: validated files.
+    :param data_urls: validated URLs.
+    :param callback: callback settings.
+    """
+
+    model_id: str
+    project_name: str
+    data_files: tuple[_DataFile, ...]
+    data_urls: tuple[str, ...]
+    callback: api.CallbackConfig | None = None
+
+
+@dataclass(frozen=True)
 class _DataFile:
     """A validated training file: local path or object-storage path, opened only when sending."""
 
@@ -862,4 +906,4 @@ def clear_token_cache() -> None:
     TOKEN_CACHE.clear()
 
 
-__all__ = ["SestekConnectionConfig", "SestekHook", "clear_token_cache"]
+__all__ = ["SestekConnectionConfig", "SestekHook", "TrainingRequest", "clear_token_cache"]

@@ -1,0 +1,88 @@
+"""
+Test-wide set-up: a throwaway Airflow home (SQLite) and emulator fixtures.
+
+The environment is set before anything imports Airflow, which reads its configuration on import.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+_AIRFLOW_HOME = tempfile.mkdtemp(prefix="sestek-tests-airflow-home-")
+os.environ["AIRFLOW_HOME"] = _AIRFLOW_HOME
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(
+    Path(__file__).parent.parent / "airflow_provider_sestek" / "example_dags"
+)
+os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME}/airflow.db"
+os.environ.pop("AIRFLOW_CONN_SESTEK_DEFAULT", None)
+
+import pytest  # noqa: E402
+
+from airflow_provider_sestek.testing import SestekEmulator  # noqa: E402
+
+REPO = Path(__file__).parent.parent
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> str:
+    """A migrated SQLite metadata DB in the throwaway AIRFLOW_HOME (needed by dag.test())."""
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        check=True,
+        env=os.environ.copy(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    return _AIRFLOW_HOME
+
+
+@pytest.fixture(autouse=True)
+def _fresh_token_cache() -> Iterator[None]:
+    from airflow_provider_sestek.hooks.sestek import clear_token_cache
+
+    clear_token_cache()
+    yield
+    clear_token_cache()
+
+
+@pytest.fixture
+def emulator() -> Iterator[SestekEmulator]:
+    """A fresh emulator on a free loopback port; each progress poll advances the lifecycle one step."""
+    with SestekEmulator(token_prefix="emu-tok-") as emu:
+        yield emu
+
+
+def connection_json(emu: SestekEmulator, **extra: object) -> str:
+    """The JSON env-var form of a ``sestek`` connection to an emulator."""
+    import json
+
+    train_id, train_secret = emu.train_client
+    inference_id, inference_secret = emu.inference_client
+    extras: dict[str, object] = {
+        "identity_url": emu.identity_url,
+        "tenant": emu.tenant,
+        "inference_client_id": inference_id,
+        "inference_client_secret": inference_secret,
+    }
+    extras.update(extra)
+    return json.dumps(
+        {"conn_type": "sestek", "host": emu.url, "login": train_id, "password": train_secret, "extra": extras}
+    )
+
+
+@pytest.fixture
+def sestek_conn(emulator: SestekEmulator, monkeypatch: pytest.MonkeyPatch) -> SestekEmulator:
+    """``sestek_default`` pointing at the emulator (JSON env-var form, as users set it)."""
+    monkeypatch.setenv("AIRFLOW_CONN_SESTEK_DEFAULT", connection_json(emulator))
+    return emulator
