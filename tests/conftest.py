@@ -11,15 +11,16 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 _AIRFLOW_HOME = tempfile.mkdtemp(prefix="sestek-tests-airflow-home-")
 os.environ["AIRFLOW_HOME"] = _AIRFLOW_HOME
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(
-    Path(__file__).parent.parent / "airflow_provider_sestek" / "example_dags"
-)
+# dag.test() on Airflow 3 only runs DAGs that a DAG bundle holds: tests write their DAG files here.
+DAGS_FOLDER = Path(_AIRFLOW_HOME) / "dags"
+DAGS_FOLDER.mkdir()
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(DAGS_FOLDER)
 os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME}/airflow.db"
 os.environ.pop("AIRFLOW_CONN_SESTEK_DEFAULT", None)
 
@@ -86,3 +87,18 @@ def sestek_conn(emulator: SestekEmulator, monkeypatch: pytest.MonkeyPatch) -> Se
     """``sestek_default`` pointing at the emulator (JSON env-var form, as users set it)."""
     monkeypatch.setenv("AIRFLOW_CONN_SESTEK_DEFAULT", connection_json(emulator))
     return emulator
+
+
+@pytest.fixture
+def emulator_factory() -> Iterator[Callable[..., SestekEmulator]]:
+    """Start emulators with custom settings; all are stopped after the test."""
+    started: list[SestekEmulator] = []
+
+    def start(**kwargs: object) -> SestekEmulator:
+        emu = SestekEmulator(token_prefix="emu-tok-", **kwargs).start()  # type: ignore[arg-type]
+        started.append(emu)
+        return emu
+
+    yield start
+    for emu in started:
+        emu.stop()
