@@ -1,0 +1,78 @@
+"""SestekTrainingSensor in poke and deferrable mode, through dag.test()."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_sestek.hooks.sestek import SestekHook
+from airflow_provider_sestek.sensors.sestek import SestekTrainingSensor
+from airflow_provider_sestek.testing import SestekEmulator
+from tests.conftest import connection_json
+from tests.dag_runner import run_task
+
+pytestmark = pytest.mark.usefixtures("airflow_db")
+
+
+def submit(tmp_path: Path, model_id: str = "faq-bot") -> None:
+    data = tmp_path / "faq.txt"
+    data.write_text("Q: Hours?\nA: 9 to 17.\n")
+    SestekHook().submit_training(model_id, "FAQ", data_files=[str(data)])
+
+
+def sensor(**kwargs: Any) -> SestekTrainingSensor:
+    return SestekTrainingSensor(
+        **{"task_id": "under_test", "model_id": "faq-bot", "poke_interval": 0.05, "timeout": 30, **kwargs}
+    )
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["poke", "deferrable"])
+def test_waits_until_published(sestek_conn: SestekEmulator, tmp_path: Path, deferrable: bool) -> None:
+    submit(tmp_path)
+    result = run_task(lambda: sensor(deferrable=deferrable))
+    assert result.state == "success", result
+    assert result.value == {
+        "model_id": "faq-bot",
+        "training_status": "Completed",
+        "inference_status": "Running",
+        "percent": 100,
+    }
+    assert sestek_conn.trainings["faq-bot"].inference_status == "Running"
+    assert sestek_conn.counters["trainings_created"] == 1
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["poke", "deferrable"])
+def test_timeout_and_soft_fail(emulator_factory, monkeypatch, tmp_path: Path, deferrable: bool, capsys) -> None:
+    emu = emulator_factory(advance="time", seconds_per_step=3600)
+    monkeypatch.setenv("AIRFLOW_CONN_SESTEK_DEFAULT", connection_json(emu))
+    submit(tmp_path)
+    result = run_task(lambda: sensor(deferrable=deferrable, timeout=0.5))
+    assert result.task_states["under_test"] == "failed"
+    assert "AirflowSensorTimeout" in "".join(capsys.readouterr())
+    result = run_task(lambda: sensor(deferrable=deferrable, timeout=0.5, soft_fail=True))
+    assert result.task_states["under_test"] == "skipped"
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["poke", "deferrable"])
+def test_failed_training(emulator_factory, monkeypatch, tmp_path: Path, deferrable: bool, capsys) -> None:
+    emu = emulator_factory(fail_models=("faq-bot",))
+    monkeypatch.setenv("AIRFLOW_CONN_SESTEK_DEFAULT", connection_json(emu))
+    submit(tmp_path)
+    result = run_task(lambda: sensor(deferrable=deferrable))
+    assert result.task_states["under_test"] == "failed"
+    assert "training of model 'faq-bot' failed" in "".join(capsys.readouterr())
+
+
+def test_unknown_model_gives_up(sestek_conn: SestekEmulator, capsys) -> None:
+    result = run_task(lambda: sensor(model_id="never-trained", max_consecutive_failures=3))
+    assert result.task_states["under_test"] == "failed"
+    assert "failed 3 times in a row" in "".join(capsys.readouterr())
+
+
+def test_bad_model_id_before_any_request(sestek_conn: SestekEmulator, capsys) -> None:
+    result = run_task(lambda: sensor(model_id="Not Valid", deferrable=True))
+    assert result.task_states["under_test"] == "failed"
+    assert "Invalid model_id = 'Not Valid'" in "".join(capsys.readouterr())
+    assert sestek_conn.requests == []
