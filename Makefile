@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
 
-.PHONY: install test lint typecheck pytest demo bench clean
+.PHONY: install test test-matrix lint typecheck pytest demo bench clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ pytest: $(STAMP)
 
 test: lint typecheck pytest
 
+# The suite on the oldest supported Airflow too (its own venv); lint and types run once, on 3.x.
+AIRFLOW_2_VERSION ?= 2.11.2
+test-matrix: test
+	$(MAKE) pytest AIRFLOW_VERSION=$(AIRFLOW_2_VERSION) VENV=.venv-airflow-2
+
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
@@ -36,4 +41,11 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .airflow-demo
+	rm -rf .venv .venv-airflow-2 build dist *.egg-info
+
+# The connection form in headless Debian Chromium (Playwright drives the system browser; no `playwright install`).
+test-ui: $(STAMP)
+	test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+	$(BIN)/uv pip install --python $(BIN)/python playwright
+	SESTEK_REQUIRE_UI=1 $(BIN)/pytest tests/ui -m ui -p no:randomly
+.PHONY: test-ui

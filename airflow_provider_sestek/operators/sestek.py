@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from collections.abc import Sequence
 from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from airflow.providers.common.compat.sdk import BaseHook, BaseOperator, conf, mask_secret
 
@@ -300,6 +303,40 @@ class SestekTrainOperator(BaseOperator):
         """
         self._portal_url()
         return raise_for_outcome(self.model_id, event)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """
+        OpenLineage: the training data (files and URLs) are inputs, the trained model is the output.
+
+        Called by the OpenLineage provider (when installed) after the task succeeded.
+
+        :param task_instance: the finished task instance (unused).
+        """
+        from airflow.providers.common.compat.openlineage.facet import Dataset
+        from airflow.providers.openlineage.extractors import OperatorLineage
+
+        inputs = [Dataset(namespace=ns, name=name) for ns, name in map(_lineage_name, self._lineage_sources())]
+        cfg = self.hook.config
+        host = urlsplit(cfg.base_url).netloc
+        model = f"{cfg.tenant}/{self.model_id}" if cfg.tenant else str(self.model_id)
+        return OperatorLineage(inputs=inputs, outputs=[Dataset(namespace=f"sestek://{host}", name=model)])
+
+    def _lineage_sources(self) -> list[str]:
+        sources = [os.fspath(f) for f in api.as_list(self.data_files)]  # type: ignore[arg-type]
+        return sources + api.as_list(self.data_urls)
+
+
+def _lineage_name(location: str) -> tuple[str, str]:
+    """OpenLineage namespace and name of a data location (``file://host`` + path, ``s3://bucket`` + key ...)."""
+    if "://" not in location:
+        return f"file://{socket.getfqdn()}", os.path.abspath(location)
+    parts = urlsplit(location)
+    if parts.scheme == "file":
+        return f"file://{parts.netloc or socket.getfqdn()}", parts.path
+    return f"{parts.scheme}://{parts.netloc}", parts.path.lstrip("/") if parts.scheme not in (
+        "http",
+        "https",
+    ) else parts.path
 
 
 def wait_sync(hook: SestekHook, watcher: ProgressWatcher) -> dict[str, Any]:
