@@ -644,7 +644,8 @@ def error_from_response(
         hint = " Check the Client ID and Client Secret." if status in (400, 401) else ""
         if status in (400, 401, 403):
             return SestekAuthError(
-                f"Token request to {endpoint} was refused: HTTP {status} {code + ' ' if code else ''}{message.rstrip('.')}.{hint}",
+                f"Token request to {endpoint} was refused: HTTP {status} "
+                f"{code + ' ' if code else ''}{message.rstrip('.')}.{hint}",
                 status=status,
             )
     elif status == 401:

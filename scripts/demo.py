@@ -7,7 +7,6 @@ in a trigger), waits until the model is published, asks it a question, and print
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -31,24 +30,10 @@ def main() -> int:
         subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, stdout=subprocess.DEVNULL)
 
         from airflow_provider_sestek.testing import SestekEmulator
+        from airflow_provider_sestek.testing.pytest_plugin import connection_json
 
         with SestekEmulator(advance="time", seconds_per_step=0.3) as emu:
-            train_id, train_secret = emu.train_client
-            inference_id, inference_secret = emu.inference_client
-            os.environ["AIRFLOW_CONN_SESTEK_DEFAULT"] = json.dumps(
-                {
-                    "conn_type": "sestek",
-                    "host": emu.url,
-                    "login": train_id,
-                    "password": train_secret,
-                    "extra": {
-                        "identity_url": emu.identity_url,
-                        "tenant": emu.tenant,
-                        "inference_client_id": inference_id,
-                        "inference_client_secret": inference_secret,
-                    },
-                }
-            )
+            os.environ["AIRFLOW_CONN_SESTEK_DEFAULT"] = connection_json(emu)
             print(f"[demo] Sestek emulator at {emu.url} (tenant {emu.tenant})", flush=True)
 
             from airflow_provider_sestek.example_dags.example_sestek_generative_qa import dag

@@ -27,6 +27,9 @@ os.environ.pop("AIRFLOW_CONN_SESTEK_DEFAULT", None)
 import pytest  # noqa: E402
 
 from airflow_provider_sestek.testing import SestekEmulator  # noqa: E402
+from airflow_provider_sestek.testing.pytest_plugin import connection_json  # noqa: E402
+
+__all__ = ["connection_json"]
 
 REPO = Path(__file__).parent.parent
 
@@ -62,24 +65,6 @@ def emulator() -> Iterator[SestekEmulator]:
     """A fresh emulator on a free loopback port; each progress poll advances the lifecycle one step."""
     with SestekEmulator(token_prefix="emu-tok-") as emu:
         yield emu
-
-
-def connection_json(emu: SestekEmulator, **extra: object) -> str:
-    """The JSON env-var form of a ``sestek`` connection to an emulator."""
-    import json
-
-    train_id, train_secret = emu.train_client
-    inference_id, inference_secret = emu.inference_client
-    extras: dict[str, object] = {
-        "identity_url": emu.identity_url,
-        "tenant": emu.tenant,
-        "inference_client_id": inference_id,
-        "inference_client_secret": inference_secret,
-    }
-    extras.update(extra)
-    return json.dumps(
-        {"conn_type": "sestek", "host": emu.url, "login": train_id, "password": train_secret, "extra": extras}
-    )
 
 
 @pytest.fixture

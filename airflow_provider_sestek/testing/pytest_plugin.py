@@ -34,11 +34,12 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
-def connection_json(emulator: SestekEmulator) -> str:
+def connection_json(emulator: SestekEmulator, **extra: Any) -> str:
     """
     Return the Airflow connection, in its JSON environment-variable form, that points at ``emulator``.
 
     :param emulator: a started emulator.
+    :param extra: more (or overriding) connection extra keys, e.g. ``timeout=5``.
     """
     client_id, client_secret = emulator.train_client
     inference_id, inference_secret = emulator.inference_client
@@ -53,6 +54,7 @@ def connection_json(emulator: SestekEmulator) -> str:
                 "tenant": emulator.tenant,
                 "inference_client_id": inference_id,
                 "inference_client_secret": inference_secret,
+                **extra,
             },
         }
     )
