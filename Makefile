@@ -49,3 +49,8 @@ test-ui: $(STAMP)
 	$(BIN)/uv pip install --python $(BIN)/python playwright
 	SESTEK_REQUIRE_UI=1 $(BIN)/pytest tests/ui -m ui -p no:randomly
 .PHONY: test-ui
+
+# The browser check on both Airflow lines (2.11's Flask UI has its own test in the same module).
+test-ui-matrix: test-ui
+	$(MAKE) test-ui AIRFLOW_VERSION=$(AIRFLOW_2_VERSION) VENV=.venv-airflow-2
+.PHONY: test-ui-matrix
