@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
 
-.PHONY: install test test-matrix lint typecheck pytest demo bench clean
+.PHONY: install test test-matrix lint typecheck pytest demo bench bench-deps clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,7 +37,16 @@ test-matrix: test
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
-bench: $(STAMP)
+# The peers the benchmarks measure against, and curl: only `make bench` needs them.
+BENCH_STAMP := $(VENV)/.bench-deps-$(AIRFLOW_VERSION)
+$(BENCH_STAMP): $(STAMP)
+	command -v curl >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null)
+	$(BIN)/uv pip install --python $(BIN)/python "apache-airflow==$(AIRFLOW_VERSION)" apache-airflow-providers-http apache-airflow-providers-dbt-cloud psutil
+	touch $@
+
+bench-deps: $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks
 
 clean:
@@ -54,3 +63,9 @@ test-ui: $(STAMP)
 test-ui-matrix: test-ui
 	$(MAKE) test-ui AIRFLOW_VERSION=$(AIRFLOW_2_VERSION) VENV=.venv-airflow-2
 .PHONY: test-ui-matrix
+
+# The real-Airflow reliability tests (tests/real_airflow, ~2.5 min): scheduler, dag-processor, triggerer and
+# api-server as processes, the triggerer SIGKILLed mid-wait, a secrets scan of logs and metadata DB.
+test-airflow: $(STAMP)
+	$(BIN)/pytest tests/real_airflow -m airflow_real
+.PHONY: test-airflow

@@ -2,7 +2,7 @@
 Everything the provider knows about the Sestek AI external training API, with no I/O.
 
 This is the "sans-IO" core: URL building, request shapes, response parsing, the status enums, the
-model-id rule and the mapping of HTTP errors to exceptions. The sync (requests) and async (httpx)
+model-id rule and the mapping of HTTP errors to exceptions. The sync (requests) and async (aiohttp)
 transports in :mod:`airflow_provider_sestek.hooks.sestek` only move bytes; operators, sensors and
 triggers never build a URL themselves. Keeping this module pure makes every rule testable without
 a server and keeps the two transports from drifting apart.
@@ -646,6 +646,13 @@ def error_from_response(
             return SestekAuthError(
                 f"Token request to {endpoint} was refused: HTTP {status} "
                 f"{code + ' ' if code else ''}{message.rstrip('.')}.{hint}",
+                status=status,
+            )
+        if status in (404, 405):
+            # Not a model that is missing: the token service is not at this address (never "no such model").
+            return SestekAuthError(
+                f"Token request to {endpoint} failed: HTTP {status} {message.rstrip('.')}. Check the connection's "
+                "identity URL (extra 'identity_url', or the host when it is not set)",
                 status=status,
             )
     elif status == 401:

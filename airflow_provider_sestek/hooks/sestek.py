@@ -3,7 +3,7 @@
 
 The hook owns the transports only. What a request looks like and what an answer means lives in
 :mod:`airflow_provider_sestek.api`; the sync side speaks it over a requests ``Session`` and the async
-side (used by the trigger) over one shared ``httpx.AsyncClient`` per event loop.
+side (used by the trigger) over one shared ``aiohttp.ClientSession`` per event loop.
 """
 
 from __future__ import annotations
@@ -34,7 +34,9 @@ from airflow_provider_sestek.exceptions import (
 )
 
 if TYPE_CHECKING:
-    import httpx
+    import ssl
+
+    import aiohttp
     import requests
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,11 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 60.0
 # Cap on a server-requested Retry-After: a misbehaving gateway must not park a task for an hour.
 MAX_RETRY_AFTER = 120.0
+#: Largest response body read: Sestek answers are a few KiB; a misbehaving server or proxy must not
+#: exhaust the memory of a worker, or of the triggerer that every deferred task shares.
+MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+# The library texts ("Connection broken: IncompleteRead(...)", "<ContentLengthError: 400 ...>") mislead.
+_CUT_OFF = "The answer from {url} was cut off: the connection closed before the whole body arrived"
 # A model id that is valid but never used: the cheap authenticated call of test_connection.
 CONNECTION_TEST_MODEL_ID = "airflow-connection-test"
 
@@ -238,37 +245,146 @@ TOKEN_CACHE = _TokenCache()
 
 
 class _AsyncClients:
-    """One pooled ``httpx.AsyncClient`` per event loop and TLS setting, shared by every trigger in it."""
+    """
+    One pooled ``aiohttp.ClientSession`` per event loop and TLS setting, shared by every trigger in it.
+
+    aiohttp rather than httpx: a progress poll costs about a fifth of the CPU, and httpcore's pool rescans
+    every pooled connection (a socket syscall each) and every queued request whenever a request starts or
+    ends, so a triggerer polling thousands of trainings spent its whole loop in the pool.
+    """
 
     def __init__(self) -> None:
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Any, httpx.AsyncClient]] = (
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Any, aiohttp.ClientSession]] = (
             weakref.WeakKeyDictionary()
         )
+        self._slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._proxies: dict[str, str | None] = {}
         self._lock = threading.Lock()
 
-    def get(self, verify: bool | str, max_connections: int) -> httpx.AsyncClient:
-        import httpx
+    def slots(self, max_connections: int) -> asyncio.Semaphore:
+        """
+        The requests in flight on this loop, at most ``max_connections``: thousands of triggers polling at
+        once (after a triggerer restart) wait here, at O(1) each.
+        """
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            slots = self._slots.get(loop)
+            if slots is None:
+                slots = self._slots[loop] = asyncio.Semaphore(max_connections)
+            return slots
+
+    def get(self, verify: bool | str, max_connections: int) -> aiohttp.ClientSession:
+        import aiohttp
 
         loop = asyncio.get_running_loop()
         with self._lock:
             per_loop = self._clients.setdefault(loop, {})
             client = per_loop.get(verify)
-            if client is None or client.is_closed:
-                limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-                # Each request passes the connection's own timeout; this default only guards stray calls.
-                client = httpx.AsyncClient(verify=verify, limits=limits, trust_env=True, timeout=DEFAULT_READ_TIMEOUT)
+            if client is None or client.closed:
+                connector = aiohttp.TCPConnector(
+                    limit=max_connections, ssl=_ssl_context(verify), keepalive_timeout=ASYNC_KEEPALIVE
+                )
+                # Proxies come from proxy_for(), resolved once per origin: aiohttp's trust_env would look
+                # them (and ~/.netrc) up in a thread on every request.
+                client = aiohttp.ClientSession(connector=connector, trust_env=False)
                 per_loop[verify] = client
             return client
+
+    def proxy_for(self, url: str) -> str | None:
+        """
+        The proxy of the environment (``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``, ``NO_PROXY``) for a URL.
+
+        :param url: the request URL.
+        """
+        import urllib.parse
+        import urllib.request
+
+        parts = urllib.parse.urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        if origin not in self._proxies:
+            proxies = urllib.request.getproxies_environment()
+            proxy = proxies.get(parts.scheme) or proxies.get("all")
+            if proxy and urllib.request.proxy_bypass(parts.hostname or ""):
+                proxy = None
+            self._proxies[origin] = proxy
+        return self._proxies[origin]
 
     async def aclose_current_loop(self) -> None:
         loop = asyncio.get_running_loop()
         with self._lock:
             clients = list(self._clients.pop(loop, {}).values())
         for client in clients:
-            await client.aclose()
+            await client.close()
+
+
+#: Seconds an idle pooled connection of the async transport stays open.
+ASYNC_KEEPALIVE = 5.0
+
+
+def _ssl_context(verify: bool | str) -> ssl.SSLContext | bool:
+    """
+    TLS settings of the async transport, with the trust store the sync side (requests) uses: certifi's
+    bundle, or ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` when set, or the CA file or directory given.
+
+    :param verify: ``True``, ``False`` or a CA bundle path.
+    """
+    import ssl
+
+    if verify is False:
+        return False
+    if isinstance(verify, str):
+        if os.path.isdir(verify):
+            return ssl.create_default_context(capath=verify)
+        return ssl.create_default_context(cafile=verify)
+    cafile, capath = os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")
+    if cafile and os.path.isfile(cafile):
+        return ssl.create_default_context(cafile=cafile)
+    if capath and os.path.isdir(capath):
+        return ssl.create_default_context(capath=capath)
+    import certifi
+
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 ASYNC_CLIENTS = _AsyncClients()
+
+
+def _too_large(method: str, url: str, status: int, limit: int) -> SestekApiError:
+    return SestekApiError(
+        method=method,
+        endpoint=url,
+        status=status,
+        message=f"response body is larger than {limit:,} bytes (max_response_bytes); not read further. "
+        "Sestek answers are a few KiB: check that the connection points at the Sestek API",
+    )
+
+
+def _read_capped(response: requests.Response, limit: int, method: str, url: str) -> bytes:
+    """The body of a streamed requests response, refusing more than ``limit`` bytes."""
+    status = response.status_code
+    length = response.headers.get("Content-Length")
+    if length is not None and length.strip().isdigit() and int(length) > limit:
+        raise _too_large(method, url, status, limit)
+    body = bytearray()
+    for chunk in response.iter_content(64 * 1024):
+        body += chunk
+        if len(body) > limit:
+            raise _too_large(method, url, status, limit)
+    return bytes(body)
+
+
+async def _aread_capped(response: Any, limit: int, method: str, url: str) -> bytes:
+    """The body of an aiohttp response, refusing more than ``limit`` bytes."""
+    if response.content_length is not None and response.content_length > limit:
+        raise _too_large(method, url, response.status, limit)
+    body = bytearray()
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        body += chunk
+        if len(body) > limit:
+            raise _too_large(method, url, response.status, limit)
+    return bytes(body)
 
 
 def _describe_exception(exc: BaseException) -> str:
@@ -300,6 +416,8 @@ class SestekHook(BaseHook):
     hook_name = "Sestek AI"
     # Bound on the async pool shared by all triggers of one event loop.
     async_max_connections = 100
+    #: Longest response body read, in bytes (a larger one is an error, not read further).
+    max_response_bytes = MAX_RESPONSE_BYTES
 
     def __init__(
         self,
@@ -381,13 +499,20 @@ class SestekHook(BaseHook):
     # --- retries -------------------------------------------------------------------------------------
 
     def _retry_kwargs(self, endpoint: str, idempotent: bool) -> dict[str, Any]:
-        backoff = tenacity.wait_exponential_jitter(initial=self.retry_delay, max=self.retry_max_delay)
+        # Jitter scales with the first delay (tenacity's default is a flat 1 s whatever the delay).
+        backoff = tenacity.wait_exponential_jitter(
+            initial=self.retry_delay, max=self.retry_max_delay, jitter=self.retry_delay
+        )
 
         def should_retry(state: tenacity.RetryCallState) -> bool:
             exc = state.outcome.exception() if state.outcome else None
             if isinstance(exc, SestekTransportError):
                 return idempotent or not exc.maybe_sent
             if isinstance(exc, SestekApiError):
+                if 200 <= exc.status < 300:
+                    # A success answer with an unreadable body (cut off, garbled by a proxy): ask again,
+                    # unless it was the train POST, which did take effect (the caller checks progress).
+                    return idempotent
                 # 429 is an explicit "not processed": safe to repeat even for the train POST.
                 return api.is_retryable_status(exc.status, "GET" if idempotent else "POST") and (
                     idempotent or exc.status == 429
@@ -466,7 +591,10 @@ class SestekHook(BaseHook):
                 headers=all_headers,
                 timeout=(cfg.connect_timeout, cfg.read_timeout),
                 verify=cfg.verify,
+                stream=True,
             )
+            with response:
+                body = _read_capped(response, self.max_response_bytes, method, url)
         except requests.exceptions.SSLError as exc:
             raise SestekTransportError(
                 f"TLS error talking to {url}: {_describe_exception(exc)}. Set the connection extra 'verify' to the "
@@ -483,9 +611,11 @@ class SestekHook(BaseHook):
             raise SestekTransportError(
                 f"Connection to {url} failed: {_describe_exception(exc)}", maybe_sent=not _refused(exc)
             ) from None
+        except requests.exceptions.ChunkedEncodingError:
+            raise SestekTransportError(_CUT_OFF.format(url=url)) from None
         except requests.exceptions.RequestException as exc:
             raise SestekTransportError(f"Request to {url} failed: {_describe_exception(exc)}") from None
-        return response.status_code, response.headers, response.content
+        return response.status_code, response.headers, body
 
     def get_token(self, kind: ClientKind = "training") -> str:
         """
@@ -528,10 +658,37 @@ class SestekHook(BaseHook):
         json_body: Any = None,
     ) -> tuple[int, bytes]:
         """Authenticated call with retries; one token refresh on 401. Returns status and body of a 2xx."""
+        return self._call_parsed(
+            method,
+            url,
+            lambda status, body: (status, body),
+            kind=kind,
+            idempotent=idempotent,
+            endpoint=endpoint,
+            body_factory=body_factory,
+            json_body=json_body,
+        )
+
+    def _call_parsed(
+        self,
+        method: str,
+        url: str,
+        parse: Callable[[int, bytes], T],
+        *,
+        kind: ClientKind = "training",
+        idempotent: bool,
+        endpoint: str,
+        body_factory: Callable[[ExitStack], tuple[Any, Mapping[str, str]]] | None = None,
+        json_body: Any = None,
+    ) -> T:
+        """
+        Like :meth:`_call`, and ``parse(status, body)`` of the 2xx answer runs inside the retry: an unreadable
+        answer of an idempotent call is asked for again like any transient failure.
+        """
         cfg = self.config
         key = cfg.token_key(kind)
 
-        def attempt() -> tuple[int, bytes]:
+        def attempt() -> T:
             refreshed = False
             while True:
                 token = self.get_token(kind)
@@ -547,7 +704,7 @@ class SestekHook(BaseHook):
                     refreshed = True
                     continue
                 if 200 <= status < 300:
-                    return status, body
+                    return parse(status, body)
                 raise api.error_from_response(method, url, status, resp_headers, body, inference=kind == "inference")
 
         return self._with_retries(endpoint, idempotent, attempt)
@@ -560,8 +717,13 @@ class SestekHook(BaseHook):
         """
         api.validate_model_id(model_id)
         url = api.progress_url(self.config.base_url, model_id)
-        status, body = self._call("GET", url, idempotent=True, endpoint="progress")
-        return api.parse_progress_response(status, body, url)
+        return self._call_parsed(
+            "GET",
+            url,
+            lambda status, body: api.parse_progress_response(status, body, url),
+            idempotent=True,
+            endpoint="progress",
+        )
 
     def prepare_training(
         self,
@@ -628,14 +790,12 @@ class SestekHook(BaseHook):
         )
 
         def body_factory(stack: ExitStack) -> tuple[Any, Mapping[str, str]]:
-            from requests_toolbelt import MultipartEncoder
-
             parts: list[tuple[str, Any]] = list(fields)
             for source in request.data_files:
                 handle = stack.enter_context(source.open())
                 parts.append(("dataFiles", (source.name, handle, source.content_type)))
-            encoder = MultipartEncoder(fields=parts)
-            return encoder, {"Content-Type": encoder.content_type}
+            body = MultipartBody(parts)
+            return body, {"Content-Type": body.content_type}
 
         status, body = self._call("POST", url, idempotent=False, endpoint="train", body_factory=body_factory)
         return api.parse_experiment(status, body, url)
@@ -667,8 +827,16 @@ class SestekHook(BaseHook):
         if not cfg.tenant:
             raise SestekConfigError("tenant", "the tenant name is needed to reach a published model")
         url = api.inference_url(cfg.base_url, cfg.tenant, model_id)
-        status, raw = self._call("POST", url, kind="inference", idempotent=True, endpoint="inference", json_body=body)
-        return {"result": api.parse_inference(status, raw, url)}
+        results = self._call_parsed(
+            "POST",
+            url,
+            lambda status, raw: api.parse_inference(status, raw, url),
+            kind="inference",
+            idempotent=True,
+            endpoint="inference",
+            json_body=body,
+        )
+        return {"result": results}
 
     def test_connection(self) -> tuple[bool, str]:
         """Get a token, then make one authenticated call; the UI "Test" button shows the message."""
@@ -693,31 +861,53 @@ class SestekHook(BaseHook):
     async def _asend(
         self, method: str, url: str, *, token: str | None = None, data: Any = None, json_body: Any = None
     ) -> tuple[int, Mapping[str, str], bytes]:
-        import httpx
+        import aiohttp
 
         cfg = await self.aconfig()
         client = ASYNC_CLIENTS.get(cfg.verify, self.async_max_connections)
         headers = {"User-Agent": _user_agent()}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        timeout = httpx.Timeout(cfg.read_timeout, connect=cfg.connect_timeout, pool=cfg.read_timeout)
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=cfg.connect_timeout, sock_read=cfg.read_timeout)
+        slots = ASYNC_CLIENTS.slots(self.async_max_connections)
         try:
-            response = await client.request(method, url, data=data, json=json_body, headers=headers, timeout=timeout)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            if "CERTIFICATE" in str(exc).upper() or "SSL" in str(exc).upper():
-                raise SestekTransportError(
-                    f"TLS error talking to {url}: {_describe_exception(exc)}. Set the connection extra 'verify' to the "
-                    "CA bundle path of the server",
-                    maybe_sent=False,
-                ) from None
+            async with asyncio.timeout(cfg.read_timeout):
+                await slots.acquire()
+        except TimeoutError:
+            raise SestekTransportError(
+                f"Connection to {url} failed: no free connection within {cfg.read_timeout:.0f}s", maybe_sent=False
+            ) from None
+        try:
+            async with client.request(
+                method,
+                url,
+                data=data,
+                json=json_body,
+                headers=headers,
+                timeout=timeout,
+                allow_redirects=False,
+                proxy=ASYNC_CLIENTS.proxy_for(url),
+            ) as response:
+                body = await _aread_capped(response, self.max_response_bytes, method, url)
+                return response.status, response.headers, body
+        except (aiohttp.ClientSSLError, aiohttp.ClientConnectorCertificateError) as exc:
+            raise SestekTransportError(
+                f"TLS error talking to {url}: {_describe_exception(exc)}. Set the connection extra 'verify' to the "
+                "CA bundle path of the server",
+                maybe_sent=False,
+            ) from None
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             raise SestekTransportError(
                 f"Connection to {url} failed: {_describe_exception(exc)}", maybe_sent=False
             ) from None
-        except httpx.TimeoutException:
+        except TimeoutError:
             raise SestekTransportError(f"No answer from {url} within {cfg.read_timeout:.0f}s (read timeout)") from None
-        except httpx.HTTPError as exc:
+        except aiohttp.ClientPayloadError:
+            raise SestekTransportError(_CUT_OFF.format(url=url)) from None
+        except aiohttp.ClientError as exc:
             raise SestekTransportError(f"Request to {url} failed: {_describe_exception(exc)}") from None
-        return response.status_code, response.headers, response.content
+        finally:
+            slots.release()
 
     async def _awith_retries(self, endpoint: str, idempotent: bool, attempt: Callable[[], Any]) -> Any:
         async for try_ in tenacity.AsyncRetrying(**self._retry_kwargs(endpoint, idempotent)):
@@ -858,6 +1048,95 @@ def _check_data_file(entry: str | os.PathLike[str], index: int) -> _DataFile:
 
 
 # --- helpers --------------------------------------------------------------------------------------
+
+#: Bytes read from a data file per block of a training upload (the HTTP client asks for 16 KiB).
+UPLOAD_BLOCK_SIZE = 512 * 1024
+
+
+class MultipartBody:
+    """
+    A ``multipart/form-data`` body streamed from open files, block by block: memory stays flat whatever
+    the file size, and each block is read from the file once and handed to the socket without copies.
+
+    The bytes are those requests_toolbelt's ``MultipartEncoder`` produces (urllib3 renders the part
+    headers), which on a large file spends most of its time copying through its buffer: 3-4x slower than
+    the network on loopback.
+
+    :param fields: ``(name, value)`` pairs; a value is a string or ``(filename, file, content_type)``
+        with a file open in binary mode, sent from its current position to its end.
+    :param boundary: the boundary (a random one by default).
+    """
+
+    def __init__(self, fields: Sequence[tuple[str, Any]], boundary: str | None = None) -> None:
+        import uuid
+
+        from urllib3.fields import RequestField
+
+        self.boundary = boundary or uuid.uuid4().hex
+        self.content_type = f"multipart/form-data; boundary={self.boundary}"
+        delimiter = f"--{self.boundary}\r\n".encode()
+        #: The body as a list of byte strings and ``(file, length)`` pairs, in order.
+        self._segments: list[bytes | tuple[IO[bytes], int]] = []
+        pending = b""
+        for name, value in fields:
+            if isinstance(value, tuple):
+                filename, data, content_type = value
+            else:
+                filename, data, content_type = None, value, None
+            part = RequestField(name=name, data=data, filename=filename)
+            part.make_multipart(content_type=content_type)
+            pending += delimiter + part.render_headers().encode("utf-8")
+            if isinstance(data, str | bytes):
+                pending += (data.encode("utf-8") if isinstance(data, str) else data) + b"\r\n"
+            else:
+                self._segments += [pending, (data, _remaining_bytes(data))]
+                pending = b"\r\n"
+        self._segments.append(pending + f"--{self.boundary}--\r\n".encode())
+        #: Body length in bytes (requests sends it as Content-Length).
+        self.len = sum(len(s) if isinstance(s, bytes) else s[1] for s in self._segments)
+        self._index = 0
+        self._offset = 0
+
+    def read(self, size: int = -1) -> bytes:
+        """
+        The next bytes of the body, at least ``UPLOAD_BLOCK_SIZE`` of them unless the body ends first;
+        ``b""`` at the end.
+
+        :param size: bytes wanted; a smaller number than the block size is raised to it, -1 reads all.
+        """
+        size = self.len if size is None or size < 0 else max(size, UPLOAD_BLOCK_SIZE)
+        chunks: list[bytes] = []
+        while size > 0 and self._index < len(self._segments):
+            segment = self._segments[self._index]
+            if isinstance(segment, bytes):
+                chunk = segment[self._offset : self._offset + size]
+                left = len(segment) - self._offset - len(chunk)
+            else:
+                handle, length = segment
+                chunk = handle.read(min(size, length - self._offset))
+                if not chunk and length > self._offset:
+                    raise SestekError(f"A data file ended {length - self._offset} bytes early while uploading it")
+                left = length - self._offset - len(chunk)
+            self._offset += len(chunk)
+            if left <= 0:
+                self._index += 1
+                self._offset = 0
+            chunks.append(chunk)
+            size -= len(chunk)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _remaining_bytes(handle: IO[bytes]) -> int:
+    """Bytes from a file's current position to its end (local files and object-storage files alike)."""
+    import io
+
+    position = handle.tell()
+    try:
+        return os.fstat(handle.fileno()).st_size - position
+    except (OSError, io.UnsupportedOperation, AttributeError):
+        end = handle.seek(0, os.SEEK_END)
+        handle.seek(position)
+        return end - position
 
 
 def _refused(exc: BaseException) -> bool:

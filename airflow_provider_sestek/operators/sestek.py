@@ -222,8 +222,8 @@ class SestekTrainOperator(BaseOperator):
                 raise
             return self._attach(progress, "the server says a training of this model id is in progress")
         except (SestekTransportError, SestekApiError) as exc:
-            if isinstance(exc, SestekApiError) and exc.status < 500:
-                raise
+            if isinstance(exc, SestekApiError) and exc.status < 500 and not 200 <= exc.status < 300:
+                raise  # a clear refusal; a 2xx with an unreadable body did create the training
             # The request may or may not have created the training: the progress endpoint decides.
             self.log.warning(
                 "Submit of model %s ended without a clear answer (%s); checking progress", self.model_id, exc
