@@ -27,7 +27,7 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest
 
-test: lint typecheck pytest
+test: lint typecheck pytest test-airflow
 
 # The suite on the oldest supported Airflow too (its own venv); lint and types run once, on 3.x.
 AIRFLOW_2_VERSION ?= 2.11.2
