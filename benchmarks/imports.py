@@ -24,7 +24,10 @@ HEAVY = ("aiohttp", "httpx", "requests", "requests_toolbelt", "fsspec", "urllib3
 _CODE = """
 import json, sys, time
 t0 = time.perf_counter()
-import airflow.sdk
+try:
+    import airflow.sdk
+except ImportError:  # Airflow 2 has no task SDK: the baseline is what its DAG files import
+    import airflow.models.baseoperator
 t1 = time.perf_counter()
 before = set(sys.modules)
 import {module}

@@ -53,6 +53,10 @@ def _installed(module: str) -> bool:
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
+@pytest.mark.skipif(
+    find_spec("airflow.sdk") is None,
+    reason="the benchmarks measure the newest Airflow (3.x); `make bench` runs there",
+)
 def test_bench_smoke_run_completes(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--smoke", "--out-dir", str(tmp_path)],
