@@ -243,7 +243,9 @@ def airflow_ui(ui_prerequisites: None, ui_workdir: Path) -> Iterator[AirflowUI]:
         password = ""
     else:
         password = secrets.token_urlsafe(12)
-        user = ["-u", "admin", "-p", password, "-r", "Admin", "-e", "admin@example.com", "-f", "Admin", "-l", "User"]
+        # "--password=" keeps argparse from reading a random password that starts with "-" as an option.
+        user = ["-u", "admin", f"--password={password}", "-r", "Admin", "-e", "admin@example.com"]
+        user += ["-f", "Admin", "-l", "User"]
         _airflow(env, "users", "create", *user)
         cmd = ["webserver", "--hostname", "127.0.0.1", "--port", str(port), "--workers", "1"]
         health = f"{url}/health"
