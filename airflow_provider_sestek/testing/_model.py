@@ -166,6 +166,7 @@ class RecordedRequest:
     :param body_size: request body bytes received.
     :param fault: ``"<kind>:<when>"`` of the fault delivered instead of the normal answer.
     :param error: why the exchange broke off (client disconnect, malformed framing).
+    :param client_port: the client's TCP port: requests sharing it came over one kept-alive connection.
     """
 
     method: str
@@ -182,6 +183,7 @@ class RecordedRequest:
     body_size: int = 0
     fault: str | None = None
     error: str | None = None
+    client_port: int = 0
 
     def header(self, name: str) -> str | None:
         """
@@ -212,6 +214,7 @@ class RecordedRequest:
             "body_size": self.body_size,
             "fault": self.fault,
             "error": self.error,
+            "client_port": self.client_port,
         }
 
 

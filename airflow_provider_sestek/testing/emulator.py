@@ -344,6 +344,10 @@ class _Server(ThreadingHTTPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         _log.debug("connection from %s ended with an error", client_address, exc_info=True)
 
+    def open_connections(self) -> int:
+        with self._connections_lock:
+            return len(self._connections)
+
     def close_connections(self) -> None:
         """Shut every open keep-alive connection, so a stopped emulator really stops answering."""
         with self._connections_lock:
@@ -643,6 +647,12 @@ class SestekEmulator:
         """A copy of the recorded API requests, in arrival order."""
         with self._lock:
             return list(self._requests)
+
+    @property
+    def open_connections(self) -> int:
+        """TCP connections open right now: a client that closes its pool when done brings this to 0."""
+        server = self._server
+        return server.open_connections() if server is not None else 0
 
     @property
     def counters(self) -> dict[str, int]:
@@ -1095,6 +1105,7 @@ class SestekEmulator:
             headers=dict(handler.headers.items()),
             time=time.time(),
             query=query,
+            client_port=int(handler.client_address[1]),
         )
         counter = _ARRIVAL_COUNTERS.get(endpoint)
         with self._lock:
