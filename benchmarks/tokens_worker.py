@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     home = setup_child_airflow_home()
 
-    from airflow_provider_sestek.hooks.sestek import ASYNC_CLIENTS, SestekHook
+    from airflow_provider_sestek.hooks.sestek import SestekHook
     from airflow_provider_sestek.operators.sestek import SestekTrainOperator
 
     data_dir = tempfile.mkdtemp(prefix="tokens-", dir=home)  # inside the run's work dir, removed with it
@@ -76,8 +76,9 @@ def main(argv: list[str] | None = None) -> int:
                 await hook.aget_training_progress(model_ids[(index + k) % len(model_ids)])
                 done += 1
 
-        await asyncio.gather(*(poller(i) for i in range(args.pollers)))
-        await ASYNC_CLIENTS.aclose_current_loop()
+        # One pool for every poller, as in a triggerer: without the session each call closes its connection.
+        async with SestekHook().async_session():
+            await asyncio.gather(*(poller(i) for i in range(args.pollers)))
         return done
 
     start = time.perf_counter()

@@ -116,9 +116,8 @@ async def run_all(args: argparse.Namespace) -> dict[str, Any]:
     await asyncio.gather(*tasks, tick_task, return_exceptions=True)
     pool_limit = None
     if args.kind == "sestek":
-        from airflow_provider_sestek.hooks.sestek import ASYNC_CLIENTS, SestekHook
+        from airflow_provider_sestek.hooks.sestek import SestekHook
 
-        await ASYNC_CLIENTS.aclose_current_loop()
         pool_limit = SestekHook.async_max_connections
     return {
         "kind": args.kind,

@@ -15,8 +15,8 @@ import mimetypes
 import os
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar
@@ -260,8 +260,36 @@ class _AsyncClients:
         self._slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
             weakref.WeakKeyDictionary()
         )
+        self._users: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, int] = weakref.WeakKeyDictionary()
         self._proxies: dict[str, str | None] = {}
         self._lock = threading.Lock()
+
+    @asynccontextmanager
+    async def lease(self) -> AsyncIterator[None]:
+        """
+        Keep this loop's sessions open while the block runs; the last lease to end closes them.
+
+        Every request holds a lease, and so does a trigger for its whole wait: thousands of triggers share
+        warm connections, while a loop with nothing in flight holds no session. An open session outliving
+        its loop (``asyncio.run``, ``dag.test()``) cannot be closed any more and aiohttp reports it as
+        unclosed at exit.
+        """
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            self._users[loop] = self._users.get(loop, 0) + 1
+        try:
+            yield
+        finally:
+            idle: list[aiohttp.ClientSession] = []
+            with self._lock:
+                left = self._users[loop] = self._users[loop] - 1
+                if left == 0:
+                    # The session and the semaphore hold their loop strongly, which would pin the weak keys.
+                    del self._users[loop]
+                    self._slots.pop(loop, None)
+                    idle = list(self._clients.pop(loop, {}).values())
+            for client in idle:
+                await client.close()
 
     def slots(self, max_connections: int) -> asyncio.Semaphore:
         """
@@ -310,13 +338,6 @@ class _AsyncClients:
                 proxy = None
             self._proxies[origin] = proxy
         return self._proxies[origin]
-
-    async def aclose_current_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            clients = list(self._clients.pop(loop, {}).values())
-        for client in clients:
-            await client.close()
 
 
 #: Seconds an idle pooled connection of the async transport stays open.
@@ -858,8 +879,25 @@ class SestekHook(BaseHook):
 
     # --- async transport (used in the triggerer) -----------------------------------------------------
 
+    @asynccontextmanager
+    async def async_session(self) -> AsyncIterator[None]:
+        """
+        Keep the pooled async connections of the running event loop open for the block.
+
+        Async calls outside it work too, but close their connection when nothing else on the loop is in
+        flight; wrap a series of calls (as the trigger does for its wait) to reuse connections.
+        """
+        async with ASYNC_CLIENTS.lease():
+            yield
+
     async def _asend(
         self, method: str, url: str, *, token: str | None = None, data: Any = None, json_body: Any = None
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        async with ASYNC_CLIENTS.lease():
+            return await self._asend_leased(method, url, token=token, data=data, json_body=json_body)
+
+    async def _asend_leased(
+        self, method: str, url: str, *, token: str | None, data: Any, json_body: Any
     ) -> tuple[int, Mapping[str, str], bytes]:
         import aiohttp
 

@@ -9,7 +9,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_sestek.hooks.sestek import SestekHook
-from airflow_provider_sestek.waiting import DEFAULT_MAX_CONSECUTIVE_FAILURES, ProgressWatcher
+from airflow_provider_sestek.waiting import DEFAULT_MAX_CONSECUTIVE_FAILURES, ProgressWatcher, WaitOutcome
 
 
 class SestekTrainingTrigger(BaseTrigger):
@@ -87,6 +87,11 @@ class SestekTrainingTrigger(BaseTrigger):
             max_consecutive_failures=self.max_consecutive_failures,
             logger=self.log,
         )
+        async with hook.async_session():
+            outcome = await self._poll(hook, watcher)
+        yield TriggerEvent(outcome.to_event(self.model_id))
+
+    async def _poll(self, hook: SestekHook, watcher: ProgressWatcher) -> WaitOutcome:
         while True:
             try:
                 outcome = watcher.on_progress(await hook.aget_training_progress(self.model_id))
@@ -97,6 +102,5 @@ class SestekTrainingTrigger(BaseTrigger):
                 outcome = watcher.on_error(exc)
             outcome = outcome or watcher.check_deadline()
             if outcome is not None:
-                yield TriggerEvent(outcome.to_event(self.model_id))
-                return
+                return outcome
             await asyncio.sleep(watcher.sleep_seconds())

@@ -272,19 +272,10 @@ def huge_server() -> Iterator[Callable[[int, str, bool], str]]:
 
 
 def _progress(in_trigger: bool) -> Any:
-    from airflow_provider_sestek.hooks.sestek import ASYNC_CLIENTS
-
     hook = SestekHook(retry_limit=0)
     if not in_trigger:
         return hook.get_training_progress("faq-bot")
-
-    async def poll() -> Any:
-        try:
-            return await hook.aget_training_progress("faq-bot")
-        finally:
-            await ASYNC_CLIENTS.aclose_current_loop()
-
-    return asyncio.run(poll())
+    return asyncio.run(hook.aget_training_progress("faq-bot"))
 
 
 @pytest.mark.parametrize("in_trigger", [False, True], ids=["sync", "async"])

@@ -175,19 +175,14 @@ def _events(trigger: SestekTrainingTrigger, stop_after: float | None = None) -> 
             async for event in trigger.run():
                 events.append(event.payload)
 
-        from airflow_provider_sestek.hooks.sestek import ASYNC_CLIENTS
-
         task = asyncio.ensure_future(collect())
-        try:
-            if stop_after is None:
-                await asyncio.wait_for(task, 60)
-            else:
-                await asyncio.sleep(stop_after)
-                task.cancel()
-                with pytest.raises(asyncio.CancelledError):
-                    await task
-        finally:
-            await ASYNC_CLIENTS.aclose_current_loop()
+        if stop_after is None:
+            await asyncio.wait_for(task, 60)
+        else:
+            await asyncio.sleep(stop_after)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
         return events
 
     return asyncio.run(run())

@@ -242,14 +242,9 @@ def _trigger_event(**kwargs: Any) -> dict[str, Any]:
     trigger = SestekTrainingTrigger(MODEL, **kwargs)
 
     async def first() -> dict[str, Any]:
-        from airflow_provider_sestek.hooks.sestek import ASYNC_CLIENTS
-
-        try:
-            async for event in trigger.run():
-                return dict(event.payload)
-            raise AssertionError("the trigger ended without an event")
-        finally:
-            await ASYNC_CLIENTS.aclose_current_loop()
+        async for event in trigger.run():
+            return dict(event.payload)
+        raise AssertionError("the trigger ended without an event")
 
     return asyncio.run(asyncio.wait_for(first(), timeout=60))
 

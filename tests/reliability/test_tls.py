@@ -66,16 +66,7 @@ def _use(monkeypatch: pytest.MonkeyPatch, emu: SestekEmulator, **extra: Any) -> 
 
 def _token(in_trigger: bool) -> str:
     hook = SestekHook(retry_limit=0)
-    return asyncio.run(_async_token(hook)) if in_trigger else hook.get_token()
-
-
-async def _async_token(hook: SestekHook) -> str:
-    from airflow_provider_sestek.hooks.sestek import ASYNC_CLIENTS
-
-    try:
-        return await hook.aget_token()
-    finally:
-        await ASYNC_CLIENTS.aclose_current_loop()
+    return asyncio.run(hook.aget_token()) if in_trigger else hook.get_token()
 
 
 @pytest.mark.parametrize("in_trigger", [False, True], ids=["sync", "async"])
@@ -156,6 +147,6 @@ def test_verify_false_is_honoured(https_emulator: Callable[[str], SestekEmulator
 
     assert SestekHook().get_token().startswith("emu-tok-")
     clear_token_cache()
-    assert asyncio.run(_async_token(SestekHook())).startswith("emu-tok-")
+    assert asyncio.run(SestekHook().aget_token()).startswith("emu-tok-")
     assert len([r for r in emu.requests if r.endpoint == "token"]) == 2
     assert json.loads(connection_json(emu, verify="false"))["extra"]["verify"] == "false"

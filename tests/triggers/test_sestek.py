@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import time
 from pathlib import Path
@@ -159,3 +160,23 @@ def test_many_triggers_share_one_token(submitted: SestekEmulator) -> None:
     assert all(len(events) == 1 and events[0]["status"] == "success" for events in results)
     # The token fetched for the submit above serves all 30 triggers too (one process-wide cache).
     assert submitted.counters["token_requests"] == 1
+
+
+def test_closes_its_connections_when_the_wait_ends(submitted: SestekEmulator) -> None:
+    # dag.test() and asyncio.run close the loop right after the event: a pool left open then can never be
+    # closed (aiohttp reports it as unclosed at exit) and its sockets stay open until the process ends.
+    run(SestekTrainingTrigger("faq-bot", poll_interval=0.01))
+    assert asyncio.run(SestekHook().aget_training_progress("faq-bot")).inference_status == "Running"
+    gc.collect()
+    deadline = time.monotonic() + 3
+    while submitted.open_connections and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert submitted.open_connections == 0
+
+
+def test_keeps_one_connection_for_its_whole_wait(submitted: SestekEmulator) -> None:
+    run(SestekTrainingTrigger("faq-bot", poll_interval=0.01))
+    progress = [r for r in submitted.requests if r.endpoint == "progress"]
+    assert len(progress) >= 3
+    # One kept-alive connection for every poll, not a new connection (and TLS handshake) per poll.
+    assert len({r.client_port for r in progress}) == 1
