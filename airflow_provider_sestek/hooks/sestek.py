@@ -520,9 +520,11 @@ class SestekHook(BaseHook):
     # --- retries -------------------------------------------------------------------------------------
 
     def _retry_kwargs(self, endpoint: str, idempotent: bool) -> dict[str, Any]:
-        # Jitter scales with the first delay (tenacity's default is a flat 1 s whatever the delay).
-        backoff = tenacity.wait_exponential_jitter(
-            initial=self.retry_delay, max=self.retry_max_delay, jitter=self.retry_delay
+        # Jitter scales with the first delay (tenacity's default is a flat 1 s whatever the delay). Built from
+        # wait_exponential + wait_random: wait_exponential_jitter names the first delay `initial` before
+        # tenacity 9.1 and warns about it since, so no spelling works across the versions Airflow allows.
+        backoff = tenacity.wait_exponential(multiplier=self.retry_delay, max=self.retry_max_delay) + (
+            tenacity.wait_random(0, self.retry_delay)
         )
 
         def should_retry(state: tenacity.RetryCallState) -> bool:
@@ -541,7 +543,7 @@ class SestekHook(BaseHook):
             return False
 
         def wait(state: tenacity.RetryCallState) -> float:
-            delay = backoff(state)
+            delay = min(backoff(state), self.retry_max_delay)
             exc = state.outcome.exception() if state.outcome else None
             retry_after = getattr(exc, "retry_after", None)
             if retry_after is not None:

@@ -205,6 +205,28 @@ def test_retries_are_bounded(sestek_conn: SestekEmulator) -> None:
     assert len(api_requests(sestek_conn, "progress")) == 3
 
 
+def test_backoff_doubles_with_jitter_and_is_capped() -> None:
+    import warnings
+
+    import tenacity
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no deprecated tenacity arguments, whichever tenacity is installed
+        wait = SestekHook(retry_delay=1.0, retry_max_delay=5.0)._retry_kwargs("progress", True)["wait"]
+    state = tenacity.RetryCallState(tenacity.Retrying(), fn=None, args=(), kwargs={})
+    state.set_exception((SestekTransportError, SestekTransportError("reset"), None))
+    for attempt, low, high in [(1, 1, 2), (2, 2, 3), (3, 4, 5), (4, 5, 5), (9, 5, 5)]:
+        state.attempt_number = attempt
+        delays = [wait(state) for _ in range(200)]
+        assert low <= min(delays) and max(delays) <= high, (attempt, min(delays), max(delays))
+    state.attempt_number = 1
+    assert len({wait(state) for _ in range(50)}) > 1  # jittered, so many clients do not retry in step
+    # Retry-After wins over a shorter backoff.
+    busy = SestekApiError(method="GET", endpoint="progress", status=429, message="busy", retry_after=30)
+    state.set_exception((SestekApiError, busy, None))
+    assert wait(state) == 30
+
+
 def test_retry_deadline_bounds_total_time(sestek_conn: SestekEmulator) -> None:
     sestek_conn.add_fault(Fault(endpoint="progress", kind="status", status=503, retry_after=1, count=100))
     start = time.monotonic()
