@@ -470,7 +470,8 @@ def parse_token(status: int, body: bytes, endpoint: str, now: float | None = Non
     :param status: HTTP status (200).
     :param body: raw body.
     :param endpoint: token URL, for messages.
-    :param now: current time for the absolute expiry.
+    :param now: when the token request was sent (defaults to now): the server issued the token after
+        that, so the expiry computed from it is never later than the server's, however slow the answer.
     """
     data = _expect_object("POST", endpoint, status, _decode_json("POST", endpoint, status, body), "token")
     token = data.get("access_token")

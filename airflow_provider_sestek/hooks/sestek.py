@@ -14,6 +14,7 @@ import logging
 import mimetypes
 import os
 import threading
+import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, asynccontextmanager, contextmanager
@@ -658,10 +659,11 @@ class SestekHook(BaseHook):
             client_id, secret = cfg.credentials(kind)
 
             def attempt() -> api.Token:
+                sent = time.time()
                 status, headers, body = self._send("POST", cfg.token_url, data=api.token_form(client_id, secret))
                 if status != 200:
                     raise api.error_from_response("POST", cfg.token_url, status, headers, body)
-                return api.parse_token(status, body, cfg.token_url)
+                return api.parse_token(status, body, cfg.token_url, now=sent)
 
             token = self._with_retries("token", True, attempt)
             _mask(token.access_token)
@@ -973,10 +975,11 @@ class SestekHook(BaseHook):
             client_id, secret = cfg.credentials(kind)
 
             async def attempt() -> api.Token:
+                sent = time.time()
                 status, headers, body = await self._asend("POST", cfg.token_url, data=api.token_form(client_id, secret))
                 if status != 200:
                     raise api.error_from_response("POST", cfg.token_url, status, headers, body)
-                return api.parse_token(status, body, cfg.token_url)
+                return api.parse_token(status, body, cfg.token_url, now=sent)
 
             token: api.Token = await self._awith_retries("token", True, attempt)
             await _amask(token.access_token)

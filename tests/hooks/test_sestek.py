@@ -179,6 +179,21 @@ def test_wrong_scope_is_explained(monkeypatch: pytest.MonkeyPatch, emulator: Ses
         hook().get_training_progress("faq-bot")
 
 
+def test_token_expiry_counts_from_the_request_not_the_slow_answer(emulator_factory, monkeypatch) -> None:
+    from airflow_provider_sestek.hooks.sestek import TOKEN_CACHE
+
+    emu = emulator_factory(token_lifetime=4)
+    monkeypatch.setenv("AIRFLOW_CONN_SESTEK_DEFAULT", connection_json(emu))
+    emu.add_fault(Fault(endpoint="token", kind="delay", delay=1.0, when="after"))  # issued, then answered late
+    sync_hook = hook()
+    sync_hook.get_token()
+    (issued,) = api_requests(emu, "token")
+    cached = TOKEN_CACHE.get(sync_hook.config.token_key("training"))
+    assert cached is not None
+    # The server's clock started at arrival; an expiry counted from the late answer would outlive the token.
+    assert cached.expires_at <= issued.time + 4
+
+
 # --- retries --------------------------------------------------------------------------------------
 
 
