@@ -676,11 +676,11 @@ def test_delay_fault_provokes_read_timeout(sestek_emulator: SestekEmulator, http
     emu = sestek_emulator
     token = get_token(http, emu)
     train(http, emu, token)
-    emu.add_fault(Fault(endpoint="progress", kind="delay", delay=1.0))
+    emu.add_fault(Fault(endpoint="progress", kind="delay", delay=3.0))
     started = time.monotonic()
     with pytest.raises(requests.ReadTimeout):
         http.get(emu.url + progress_path("model-1"), headers=bearer(token), timeout=(5, 0.3))
-    assert time.monotonic() - started < 0.9
+    assert time.monotonic() - started < 2.5  # the client gave up; the emulator was still holding the answer
     assert poll(http, emu, token)["trainingStatus"] in ("Initialized", "PendingTraining")
     emu.add_fault(Fault(endpoint="progress", kind="delay", delay=0.2))
     started = time.monotonic()
@@ -907,7 +907,7 @@ def test_stop_is_prompt_and_closes_keep_alive_connections(http: requests.Session
     assert kept_alive.getresponse().read()
     started = time.monotonic()
     emu.stop()
-    assert time.monotonic() - started < 1
+    assert time.monotonic() - started < 5  # not the 120 s keep-alive timeout of the open connection
     assert not data_dir.exists()
     # Neither the open keep-alive connection nor a new one is served any more.
     with pytest.raises((OSError, HTTPException)):
