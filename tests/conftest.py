@@ -61,6 +61,14 @@ def _fresh_token_cache() -> Iterator[None]:
 
 
 @pytest.fixture
+def faq(tmp_path: Path) -> str:
+    """A small training file: two lines of FAQ text."""
+    path = tmp_path / "faq.txt"
+    path.write_text("Q: When are you open?\nA: From 9 to 17 on weekdays.\n")
+    return str(path)
+
+
+@pytest.fixture
 def emulator() -> Iterator[SestekEmulator]:
     """A fresh emulator on a free loopback port; each progress poll advances the lifecycle one step."""
     with SestekEmulator(token_prefix="emu-tok-") as emu:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,13 +13,6 @@ from tests.conftest import connection_json
 from tests.dag_runner import run_task
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
-
-
-@pytest.fixture
-def faq(tmp_path: Path) -> str:
-    path = tmp_path / "faq.txt"
-    path.write_text("Q: When are you open?\nA: From 9 to 17 on weekdays.\n")
-    return str(path)
 
 
 def train(faq: str, **kwargs: Any) -> SestekTrainOperator:

@@ -168,16 +168,14 @@ class _TaskInstance:
 
 
 @pytest.fixture
-def files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    faq = tmp_path / "faq.txt"
-    faq.write_text("Q: When are you open?\nA: From 9 to 17 on weekdays.\n")
+def files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, faq: str) -> dict[str, str]:
     unreadable = tmp_path / "unreadable.txt"
     unreadable.write_text("secret plans")
     unreadable.chmod(0)
     if os.geteuid() == 0:  # root reads every file: make the worker's access check see what a user would
         real_access = os.access
         monkeypatch.setattr(os, "access", lambda p, mode, **kw: p != str(unreadable) and real_access(p, mode, **kw))
-    return {"tmp": str(tmp_path), "faq": str(faq), "unreadable": str(unreadable)}
+    return {"tmp": str(tmp_path), "faq": faq, "unreadable": str(unreadable)}
 
 
 def _fill(value: Any, files: dict[str, str]) -> Any:

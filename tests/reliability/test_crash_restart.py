@@ -33,13 +33,6 @@ pytestmark = pytest.mark.usefixtures("airflow_db", "fast_retries")
 MODEL = "crash-bot"
 
 
-@pytest.fixture
-def faq(tmp_path: Path) -> str:
-    path = tmp_path / "faq.txt"
-    path.write_text("Q: When are you open?\nA: From 9 to 17 on weekdays.\n")
-    return str(path)
-
-
 def _wait(what: str, check: Any, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while not check():

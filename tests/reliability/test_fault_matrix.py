@@ -27,13 +27,6 @@ POLL = 0.02
 REPO = Path(__file__).parent.parent.parent
 
 
-@pytest.fixture
-def faq(tmp_path: Path) -> str:
-    path = tmp_path / "faq.txt"
-    path.write_text("Q: When are you open?\nA: From 9 to 17 on weekdays.\n")
-    return str(path)
-
-
 def _build(dag_id: str, mode: str, faq: str, waiters: Waiters) -> Any:
     from airflow.providers.common.compat.sdk import DAG
 

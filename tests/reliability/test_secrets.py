@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import traceback
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pendulum
@@ -60,13 +59,6 @@ def secret_emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[SestekEmulator]
             ),
         )
         yield emu
-
-
-@pytest.fixture
-def faq(tmp_path: Path) -> str:
-    path = tmp_path / "faq.txt"
-    path.write_text("Q: When are you open?\nA: From 9 to 17 on weekdays.\n")
-    return str(path)
 
 
 def _train(faq: str, **kwargs: Any) -> SestekTrainOperator:

@@ -115,20 +115,18 @@ def test_accepted_with_verify_set_to_the_ca_file(
     https_emulator: Callable[[str], SestekEmulator],
     certificates: dict[str, tuple[Path, Path]],
     monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
+    faq: str,
     deferrable: bool,
 ) -> None:
     emu = https_emulator("loopback")
     _use(monkeypatch, emu, verify=str(certificates["loopback"][0]))
-    faq = tmp_path / "faq.txt"
-    faq.write_text("Q: When are you open?\nA: From 9 to 17 on weekdays.\n")
 
     result = run_task(
         lambda: SestekTrainOperator(
             task_id="under_test",
             model_id="tls-bot",
             project_name="TLS",
-            data_files=[str(faq)],
+            data_files=[faq],
             deferrable=deferrable,
             poll_interval=0.05,
         )
