@@ -11,8 +11,6 @@ import contextlib
 import json
 import os
 import secrets
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,15 +22,10 @@ from typing import Any
 import requests
 
 from airflow_provider_sestek.testing import EmulatorClient
+from tests._processes import Process, free_port, start_process
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 _ACTIVE = ("scheduled", "queued", "running", "deferred", "up_for_retry", "up_for_reschedule", "restarting")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float, interval: float = 0.5) -> Any:
@@ -51,58 +44,9 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float, interval: floa
     raise TimeoutError(f"{what} did not happen within {timeout:.0f}s (last error: {last_error!r})")
 
 
-@dataclass
-class Process:
-    """A started process group and where its output goes."""
-
-    name: str
-    popen: subprocess.Popen[bytes]
-    output: Path
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def signal_group(self, signum: int) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.popen.pid, signum)
-
-    def stop(self, timeout: float = 20.0) -> None:
-        """SIGTERM to the group, then SIGKILL whatever is left."""
-        if self.alive():
-            self.signal_group(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                pass
-        # Children (task runners, trigger subprocesses) may outlive the leader: the group goes.
-        self.signal_group(signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.popen.wait(5)
-
-    def kill(self) -> None:
-        """SIGKILL the whole group at once: no clean-up code runs."""
-        self.signal_group(signal.SIGKILL)
-        self.popen.wait(10)
-
-
-def start_process(name: str, argv: list[str], env: Mapping[str, str], logs: Path, cwd: Path) -> Process:
-    logs.mkdir(parents=True, exist_ok=True)
-    output = logs / f"{name}-{time.time_ns()}.out"
-    with output.open("wb") as handle:
-        popen = subprocess.Popen(
-            argv,
-            env=dict(env),
-            cwd=cwd,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # its own process group: stopped as a whole, by PID
-        )
-    return Process(name, popen, output)
+def _output(logs: Path, name: str) -> Path:
+    """A new output file per start: a component started again (a new triggerer) keeps the old one's log."""
+    return logs / f"{name}-{time.time_ns()}.out"
 
 
 @dataclass
@@ -119,7 +63,7 @@ class Emulator:
         ready.unlink(missing_ok=True)
         argv = [sys.executable, "-m", "airflow_provider_sestek.testing", "--ready-file", str(ready), *args]
         env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
-        process = start_process("emulator", argv, env, workdir / "process-output", workdir)
+        process = start_process("emulator", argv, env, _output(workdir / "process-output", "emulator"), workdir)
         url = wait_for("the emulator to listen", lambda: ready.exists() and ready.read_text().strip(), 30, 0.1)
         client = EmulatorClient(url)
         client.wait_until_ready(10)
@@ -209,7 +153,11 @@ class RealAirflow:
     def start_component(self, name: str) -> Process:
         args = [name, "--port", str(self.port)] if name == "api-server" else [name]
         process = start_process(
-            name, [sys.executable, "-m", "airflow", *args], self.env, self.home / "process-output", self.home
+            name,
+            [sys.executable, "-m", "airflow", *args],
+            self.env,
+            _output(self.home / "process-output", name),
+            self.home,
         )
         self.processes[name] = process
         return process

@@ -13,19 +13,18 @@ import json
 import os
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests._processes import free_port, start_process
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -70,69 +69,6 @@ def ui_prerequisites() -> None:
 
 
 # --- processes -------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    """A TCP port that is free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _tail(path: Path, lines: int = 40) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-@dataclass
-class Server:
-    """A subprocess started in its own session, so it and its children stop together."""
-
-    name: str
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-    def check_alive(self) -> None:
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{_tail(self.log)}")
-
-    def wait_until(self, ready: Callable[[], bool], timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.check_alive()
-            if ready():
-                return
-            time.sleep(0.3)
-        raise RuntimeError(f"{self.name}: {what} not within {timeout:.0f}s:\n{_tail(self.log)}")
-
-    def stop(self) -> None:
-        """SIGTERM to the process group this server leads (its pid), SIGKILL if it lingers."""
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-        else:
-            # The leader is gone; make sure nothing it started is left behind.
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-
-
-def start_server(name: str, cmd: list[str], env: dict[str, str], log: Path) -> Server:
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            cmd, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-        )
-    return Server(name, proc, log)
 
 
 def _http_ok(url: str) -> bool:
@@ -210,7 +146,7 @@ def emulator_url(ui_prerequisites: None, ui_workdir: Path) -> Iterator[str]:
     """The Sestek emulator CLI on a free loopback port (default clients, tenant ``acme``)."""
     ready = ui_workdir / "emulator.url"
     port = free_port()
-    server = start_server(
+    server = start_process(
         "Sestek emulator",
         [sys.executable, "-m", "airflow_provider_sestek.testing", "--port", str(port), "--ready-file", str(ready)],
         {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")},
@@ -249,7 +185,7 @@ def airflow_ui(ui_prerequisites: None, ui_workdir: Path) -> Iterator[AirflowUI]:
         _airflow(env, "users", "create", *user)
         cmd = ["webserver", "--hostname", "127.0.0.1", "--port", str(port), "--workers", "1"]
         health = f"{url}/health"
-    server = start_server(f"airflow {cmd[0]}", [sys.executable, "-m", "airflow", *cmd], env, ui_workdir / "web.log")
+    server = start_process(f"airflow {cmd[0]}", [sys.executable, "-m", "airflow", *cmd], env, ui_workdir / "web.log")
     try:
         server.wait_until(lambda: _http_ok(health), 120, "health endpoint answering")
         if major >= 3:
