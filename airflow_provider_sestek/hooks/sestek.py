@@ -245,6 +245,43 @@ class _TokenCache:
 TOKEN_CACHE = _TokenCache()
 
 
+@dataclass(eq=False)
+class _LoopPool:
+    """
+    The async transport's state for one event loop. Only that loop's thread touches it, so it needs no lock.
+
+    :param users: leases held: requests in flight and triggers waiting.
+    :param sessions: one pooled session per TLS setting.
+    :param slots: the requests in flight, at most the pool limit.
+    """
+
+    users: int = 0
+    sessions: dict[bool | str, aiohttp.ClientSession] = field(default_factory=dict)
+    slots: asyncio.Semaphore | None = None
+
+    def session(self, verify: bool | str, max_connections: int) -> aiohttp.ClientSession:
+        import aiohttp
+
+        client = self.sessions.get(verify)
+        if client is None or client.closed:
+            connector = aiohttp.TCPConnector(
+                limit=max_connections, ssl=_ssl_context(verify), keepalive_timeout=ASYNC_KEEPALIVE
+            )
+            # Proxies come from proxy_for(), resolved once per origin: aiohttp's trust_env would look
+            # them (and ~/.netrc) up in a thread on every request.
+            client = self.sessions[verify] = aiohttp.ClientSession(connector=connector, trust_env=False)
+        return client
+
+    def limit(self, max_connections: int) -> asyncio.Semaphore:
+        """
+        The requests in flight on this loop, at most ``max_connections``: thousands of triggers polling at
+        once (after a triggerer restart) wait here, at O(1) each.
+        """
+        if self.slots is None:
+            self.slots = asyncio.Semaphore(max_connections)
+        return self.slots
+
+
 class _AsyncClients:
     """
     One pooled ``aiohttp.ClientSession`` per event loop and TLS setting, shared by every trigger in it.
@@ -255,20 +292,14 @@ class _AsyncClients:
     """
 
     def __init__(self) -> None:
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Any, aiohttp.ClientSession]] = (
-            weakref.WeakKeyDictionary()
-        )
-        self._slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
-            weakref.WeakKeyDictionary()
-        )
-        self._users: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, int] = weakref.WeakKeyDictionary()
+        self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopPool] = weakref.WeakKeyDictionary()
         self._proxies: dict[str, str | None] = {}
         self._lock = threading.Lock()
 
     @asynccontextmanager
-    async def lease(self) -> AsyncIterator[None]:
+    async def lease(self) -> AsyncIterator[_LoopPool]:
         """
-        Keep this loop's sessions open while the block runs; the last lease to end closes them.
+        This loop's pool, kept open while the block runs; the last lease to end closes its sessions.
 
         Every request holds a lease, and so does a trigger for its whole wait: thousands of triggers share
         warm connections, while a loop with nothing in flight holds no session. An open session outliving
@@ -277,49 +308,20 @@ class _AsyncClients:
         """
         loop = asyncio.get_running_loop()
         with self._lock:
-            self._users[loop] = self._users.get(loop, 0) + 1
+            pool = self._pools.get(loop)
+            if pool is None:
+                pool = self._pools[loop] = _LoopPool()
+        pool.users += 1
         try:
-            yield
+            yield pool
         finally:
-            idle: list[aiohttp.ClientSession] = []
-            with self._lock:
-                left = self._users[loop] = self._users[loop] - 1
-                if left == 0:
-                    # The session and the semaphore hold their loop strongly, which would pin the weak keys.
-                    del self._users[loop]
-                    self._slots.pop(loop, None)
-                    idle = list(self._clients.pop(loop, {}).values())
-            for client in idle:
-                await client.close()
-
-    def slots(self, max_connections: int) -> asyncio.Semaphore:
-        """
-        The requests in flight on this loop, at most ``max_connections``: thousands of triggers polling at
-        once (after a triggerer restart) wait here, at O(1) each.
-        """
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            slots = self._slots.get(loop)
-            if slots is None:
-                slots = self._slots[loop] = asyncio.Semaphore(max_connections)
-            return slots
-
-    def get(self, verify: bool | str, max_connections: int) -> aiohttp.ClientSession:
-        import aiohttp
-
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            per_loop = self._clients.setdefault(loop, {})
-            client = per_loop.get(verify)
-            if client is None or client.closed:
-                connector = aiohttp.TCPConnector(
-                    limit=max_connections, ssl=_ssl_context(verify), keepalive_timeout=ASYNC_KEEPALIVE
-                )
-                # Proxies come from proxy_for(), resolved once per origin: aiohttp's trust_env would look
-                # them (and ~/.netrc) up in a thread on every request.
-                client = aiohttp.ClientSession(connector=connector, trust_env=False)
-                per_loop[verify] = client
-            return client
+            pool.users -= 1
+            if pool.users == 0:
+                # Sessions and the semaphore hold their loop strongly, which would pin the weak key.
+                with self._lock:
+                    del self._pools[loop]
+                for client in pool.sessions.values():
+                    await client.close()
 
     def proxy_for(self, url: str) -> str | None:
         """
@@ -897,21 +899,21 @@ class SestekHook(BaseHook):
     async def _asend(
         self, method: str, url: str, *, token: str | None = None, data: Any = None, json_body: Any = None
     ) -> tuple[int, Mapping[str, str], bytes]:
-        async with ASYNC_CLIENTS.lease():
-            return await self._asend_leased(method, url, token=token, data=data, json_body=json_body)
+        async with ASYNC_CLIENTS.lease() as pool:
+            return await self._asend_on(pool, method, url, token=token, data=data, json_body=json_body)
 
-    async def _asend_leased(
-        self, method: str, url: str, *, token: str | None, data: Any, json_body: Any
+    async def _asend_on(
+        self, pool: _LoopPool, method: str, url: str, *, token: str | None, data: Any, json_body: Any
     ) -> tuple[int, Mapping[str, str], bytes]:
         import aiohttp
 
         cfg = await self.aconfig()
-        client = ASYNC_CLIENTS.get(cfg.verify, self.async_max_connections)
+        client = pool.session(cfg.verify, self.async_max_connections)
         headers = {"User-Agent": _user_agent()}
         if token:
             headers["Authorization"] = f"Bearer {token}"
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=cfg.connect_timeout, sock_read=cfg.read_timeout)
-        slots = ASYNC_CLIENTS.slots(self.async_max_connections)
+        slots = pool.limit(self.async_max_connections)
         try:
             async with asyncio.timeout(cfg.read_timeout):
                 await slots.acquire()
