@@ -253,6 +253,29 @@ def normalize_base_url(url: str | None, field_name: str = "host") -> str:
     return url.rstrip("/")
 
 
+def redact_url(url: str) -> str:
+    """
+    A URL fit for messages, logs and lineage: any ``user:password@`` is removed, whatever else is wrong
+    with the URL (an unparsable one is cut at its last ``@`` before the path).
+
+    :param url: the URL as given.
+    """
+    text = str(url)
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        scheme, rest = "", text
+    netloc_end = len(rest)
+    for stop in "/?#":
+        index = rest.find(stop)
+        if index != -1:
+            netloc_end = min(netloc_end, index)
+    netloc = rest[:netloc_end]
+    if "@" not in netloc:
+        return text
+    netloc = netloc.rsplit("@", 1)[1]
+    return f"{scheme}{sep}{netloc}{rest[netloc_end:]}"
+
+
 def token_url(identity_url: str) -> str:
     """
     The token endpoint: ``{identity_url}/connect/token`` unless the URL already names it.
