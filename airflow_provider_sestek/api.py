@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import email.utils
 import json
+import math
+import os
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import SplitResult, quote, urljoin, urlsplit
 
 from airflow_provider_sestek.exceptions import (
     SestekApiError,
@@ -46,6 +48,9 @@ MODEL_ID_RULE = (
 
 # Longest server message quoted in an exception: an HTML error page must not flood the task log.
 _MAX_MESSAGE = 300
+#: What an access token may contain to be sent in an ``Authorization: Bearer`` header: visible ASCII
+#: (RFC 6750's b64token is stricter; real servers send JWTs and opaque tokens within this).
+BEARER_TOKEN_PATTERN = re.compile(r"[\x21-\x7e]+")
 # The in-progress rejection is documented only by its text; match it whatever the status code.
 _IN_PROGRESS_TEXT = "training is still in progress for the same model id"
 
@@ -245,12 +250,41 @@ def normalize_base_url(url: str | None, field_name: str = "host") -> str:
     url = str(url).strip()
     if "://" not in url:
         url = "https://" + url
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise SestekConfigError(field_name, f"{url!r} is not an http(s) URL with a host name")
+    shown = repr(redact_url(url))
+    parts = _split(url)
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SestekConfigError(field_name, f"{shown} is not an http(s) URL with a host name")
+    if parts.username is not None or parts.password is not None:
+        # requests would send it as Basic auth to every address, redirects included.
+        raise SestekConfigError(
+            field_name, f"{shown} must not contain user:password@; put the client id and secret in login and password"
+        )
     if parts.query or parts.fragment:
-        raise SestekConfigError(field_name, f"{url!r} must not have a query or fragment")
+        raise SestekConfigError(field_name, f"{shown} must not have a query or fragment")
     return url.rstrip("/")
+
+
+def _split(url: str) -> SplitResult | None:
+    """``urlsplit`` and its port check, or ``None`` for what they refuse (``https://[::1``, a port of ``x``)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - parsed lazily; a bad one raises here
+    except ValueError:
+        return None
+    return parts
+
+
+def origin(url: str) -> str:
+    """
+    ``scheme://host[:port]`` of a URL, without credentials: how messages name where a request went.
+
+    :param url: an absolute URL.
+    """
+    parts = _split(url)
+    if parts is None or not parts.hostname:
+        return redact_url(url)
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
 
 
 def redact_url(url: str) -> str:
@@ -341,9 +375,11 @@ def validate_http_url(value: object, field_name: str) -> str:
     """
     if not isinstance(value, str) or not value.strip():
         raise SestekValidationError(field_name, value, "must be a non-empty http(s) URL")
-    parts = urlsplit(value.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise SestekValidationError(field_name, value, "must be an absolute http:// or https:// URL with a host")
+    parts = _split(value.strip())
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SestekValidationError(
+            field_name, redact_url(value), "must be an absolute http:// or https:// URL with a host"
+        )
     return value.strip()
 
 
@@ -375,17 +411,23 @@ def validate_callback(callback: CallbackConfig | None) -> None:
         )
 
 
-def as_list(value: str | Iterable[str] | None) -> list[str]:
+def as_list(value: Any, field_name: str = "value") -> list[Any]:
     """
-    Accept one string or a sequence of strings (what templated operator arguments give).
+    Accept one string (or path) or a list of them: what templated operator arguments give.
 
-    :param value: ``None``, a string, or an iterable of strings.
+    :param value: ``None``, a string or ``os.PathLike``, or a list (any iterable but a mapping) of them.
+    :param field_name: parameter name used in the error.
     """
     if value is None:
         return []
-    if isinstance(value, str | bytes):
-        return [value.decode() if isinstance(value, bytes) else value]
-    return list(value)
+    if isinstance(value, bytes):
+        return [value.decode()]
+    if isinstance(value, str | os.PathLike):
+        return [value]
+    # A dict would give its keys; anything else iterable (an XCom sequence of a mapped task) is a list.
+    if isinstance(value, Iterable) and not isinstance(value, Mapping):
+        return list(value)
+    raise SestekValidationError(field_name, value, "must be a string or a list of strings")
 
 
 def training_form_fields(
@@ -496,14 +538,31 @@ def parse_token(status: int, body: bytes, endpoint: str, now: float | None = Non
     :param now: when the token request was sent (defaults to now): the server issued the token after
         that, so the expiry computed from it is never later than the server's, however slow the answer.
     """
-    data = _expect_object("POST", endpoint, status, _decode_json("POST", endpoint, status, body), "token")
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        data = None
+    if not isinstance(data, dict):
+        # No snippet of the body: whatever it holds may be a credential.
+        raise SestekAuthError(f"Token response from {endpoint} is not a JSON object", status=status)
     token = data.get("access_token")
     if not isinstance(token, str) or not token:
         raise SestekAuthError(f"Token response from {endpoint} has no access_token", status=status)
+    if not BEARER_TOKEN_PATTERN.fullmatch(token):
+        # CR/LF would split the Authorization header, non-Latin-1 cannot be encoded in it, and a message
+        # quoting it would show an escaped form the log masker does not recognise: refuse, never echo.
+        raise SestekAuthError(
+            f"Token response from {endpoint} has an access_token of {len(token)} characters that cannot be sent "
+            "as a bearer token (only visible ASCII characters can); check the connection's identity URL",
+            status=status,
+        )
     try:
         expires_in = float(data.get("expires_in", 3600))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         expires_in = 3600.0
+    if not math.isfinite(expires_in):
+        expires_in = 3600.0
+    expires_in = max(expires_in, 0.0)
     now = time.time() if now is None else now
     scope = data.get("scope")
     return Token(
@@ -527,9 +586,10 @@ def parse_experiment(status: int, body: bytes, endpoint: str) -> dict[str, Any]:
 
 def _as_percent(value: Any) -> int:
     try:
-        return max(0, min(100, int(float(value))))
-    except (TypeError, ValueError):
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
         return 0
+    return max(0, min(100, int(number))) if math.isfinite(number) else 0
 
 
 def parse_progress(data: Mapping[str, Any]) -> TrainingProgress:
@@ -564,6 +624,15 @@ def parse_progress_response(status: int, body: bytes, endpoint: str) -> Training
             endpoint=endpoint,
             status=status,
             message=f"progress response lacks trainingStatus: {data!r:.120}",
+        )
+    percent = data.get("percent")
+    if isinstance(percent, float) and not math.isfinite(percent):
+        # JSON has no such numbers; Python reads Infinity, NaN and 1e999 all the same. Unreadable, not 0%.
+        raise SestekApiError(
+            method="GET",
+            endpoint=endpoint,
+            status=status,
+            message=f"progress percent is not a finite number: {percent}",
         )
     return parse_progress(data)
 
@@ -615,9 +684,11 @@ def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) ->
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -706,6 +777,51 @@ def error_from_response(
     if inference and status in (404, 503):
         return SestekModelNotPublished(**kwargs)
     return SestekApiError(**kwargs)
+
+
+def redirect_error(method: str, endpoint: str, status: int, location: str | None) -> SestekApiError:
+    """
+    The error for a 3xx answer: no Sestek endpoint redirects, and following one could carry the client
+    secret or a token to another host, so it is reported, never followed.
+
+    :param method: HTTP method.
+    :param endpoint: URL of the request.
+    :param status: the 3xx status.
+    :param location: the ``Location`` header, if any (shown as an origin only: no path, query or credentials).
+    """
+    try:
+        target = origin(urljoin(endpoint, location.strip())) if location else None
+    except ValueError:
+        target = "an unparsable Location"
+    if target is None:
+        where = "without a Location"
+    else:
+        where = f"to {target}" if target != origin(endpoint) else f"elsewhere on {target}"
+    return SestekApiError(
+        method=method,
+        endpoint=endpoint,
+        status=status,
+        message=f"redirected {where}; redirects are not followed (a proxy or a wrong host or identity_url "
+        "in the connection?)",
+    )
+
+
+def too_large_error(method: str, endpoint: str, status: int, limit: int) -> SestekApiError:
+    """
+    The error for an answer larger than the client reads.
+
+    :param method: HTTP method.
+    :param endpoint: URL of the request.
+    :param status: HTTP status of the answer.
+    :param limit: bytes read at most.
+    """
+    return SestekApiError(
+        method=method,
+        endpoint=endpoint,
+        status=status,
+        message=f"response body is larger than {limit:,} bytes (max_response_bytes); not read further. "
+        "Sestek answers are a few KiB: check that the connection points at the Sestek API",
+    )
 
 
 def is_retryable_status(status: int, method: str) -> bool:

@@ -46,6 +46,20 @@ class SestekValidationError(SestekError, ValueError):
         super().__init__(f"Invalid {field}{shown}: {rule}")
 
 
+class SestekDataFileError(SestekError):
+    """
+    A training data file failed while it was being uploaded (deleted, unreadable, or changed size since it
+    was checked). The upload is cut off, so the server receives no complete request and starts no training.
+
+    :param name: the file's name.
+    :param message: what went wrong.
+    """
+
+    def __init__(self, name: str, message: str) -> None:
+        self.name = name
+        super().__init__(f"Data file {name!r} {message}")
+
+
 class SestekAuthError(SestekError):
     """
     The token service refused the credentials, or the API refused the token (401/403).

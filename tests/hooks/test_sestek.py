@@ -221,25 +221,34 @@ def test_retries_are_bounded(sestek_conn: SestekEmulator) -> None:
 
 
 def test_backoff_doubles_with_jitter_and_is_capped() -> None:
+    import logging
     import warnings
 
-    import tenacity
+    from airflow_provider_sestek.hooks.retry import RetryPolicy
+
+    policy = RetryPolicy(limit=100, delay=1.0, max_delay=5.0, deadline=1e6)
+    reset = SestekTransportError("reset")
+
+    def delays_of_attempt(attempt: int) -> list[float]:
+        samples = []
+        for _ in range(100):
+            retries = policy.start("progress", True, logging.getLogger("test"))
+            samples.append([retries.after(reset) for _ in range(attempt)][-1])
+        return samples
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no deprecated tenacity arguments, whichever tenacity is installed
-        wait = SestekHook(retry_delay=1.0, retry_max_delay=5.0)._retry_kwargs("progress", True)["wait"]
-    state = tenacity.RetryCallState(tenacity.Retrying(), fn=None, args=(), kwargs={})
-    state.set_exception((SestekTransportError, SestekTransportError("reset"), None))
-    for attempt, low, high in [(1, 1, 2), (2, 2, 3), (3, 4, 5), (4, 5, 5), (9, 5, 5)]:
-        state.attempt_number = attempt
-        delays = [wait(state) for _ in range(200)]
-        assert low <= min(delays) and max(delays) <= high, (attempt, min(delays), max(delays))
-    state.attempt_number = 1
-    assert len({wait(state) for _ in range(50)}) > 1  # jittered, so many clients do not retry in step
+        for attempt, low, high in [(1, 1, 2), (2, 2, 3), (3, 4, 5), (4, 5, 5), (9, 5, 5)]:
+            delays = delays_of_attempt(attempt)
+            assert low <= min(delays) and max(delays) <= high, (attempt, min(delays), max(delays))
+    assert len(set(delays_of_attempt(1))) > 1  # jittered, so many clients do not retry in step
     # Retry-After wins over a shorter backoff.
     busy = SestekApiError(method="GET", endpoint="progress", status=429, message="busy", retry_after=30)
-    state.set_exception((SestekApiError, busy, None))
-    assert wait(state) == 30
+    assert policy.start("progress", True, logging.getLogger("test")).after(busy) == 30
+    # What is not worth another attempt is raised again at once.
+    refused = SestekApiError(method="POST", endpoint="train", status=502, message="bad gateway")
+    with pytest.raises(SestekApiError, match="bad gateway"):
+        policy.start("train", False, logging.getLogger("test")).after(refused)
 
 
 def test_retry_deadline_bounds_total_time(sestek_conn: SestekEmulator) -> None:
@@ -257,7 +266,7 @@ def test_read_timeout_is_retried_for_get(monkeypatch: pytest.MonkeyPatch, emulat
     with pytest.raises(SestekApiError, match="404"):
         hook().get_training_progress("unknown-model")
     emulator.add_fault(Fault(endpoint="progress", kind="delay", delay=1.5, count=10))
-    with pytest.raises(SestekTransportError, match="read timeout"):
+    with pytest.raises(SestekTransportError, match="request deadline"):
         hook(retry_limit=1).get_training_progress("unknown-model")
 
 

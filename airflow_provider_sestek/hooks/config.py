@@ -1,0 +1,176 @@
+"""
+The settings of a ``sestek`` connection, read and validated once (pure: no lookup, no network).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from airflow_provider_sestek import api
+from airflow_provider_sestek.exceptions import SestekConfigError
+
+ClientKind = Literal["training", "inference"]
+
+DEFAULT_CONNECT_TIMEOUT = 10.0
+#: Total deadline of one request unless the connection's ``timeout`` extra says otherwise.
+DEFAULT_TIMEOUT = 60.0
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() not in ("", "0", "false", "no", "off")
+    return bool(value)
+
+
+def _timeout(raw: Any) -> float:
+    if raw is None:
+        return DEFAULT_TIMEOUT
+    try:
+        seconds = float(raw)
+    except (TypeError, ValueError, OverflowError):
+        raise SestekConfigError("timeout", f"{raw!r} is not a number of seconds") from None
+    # "nan" and "inf" parse as floats but would make every deadline meaningless.
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise SestekConfigError("timeout", f"{raw!r} must be a positive, finite number of seconds")
+    return seconds
+
+
+@dataclass(frozen=True)
+class SestekConnectionConfig:
+    """
+    Everything the transports need from an Airflow connection, validated once.
+
+    :param conn_id: the connection id (for messages).
+    :param base_url: API base URL.
+    :param identity_url: token service base URL.
+    :param client_id: training client id.
+    :param client_secret: training client secret (not in ``repr``).
+    :param tenant: tenant name, needed for inference URLs.
+    :param inference_client_id: inference client id (falls back to the training client).
+    :param inference_client_secret: inference client secret (not in ``repr``).
+    :param verify: TLS verification: ``True``, ``False`` or a CA bundle path.
+    :param connect_timeout: seconds to connect.
+    :param timeout: total deadline of one request, in seconds: connecting, sending and the whole answer
+        (for a training upload, the answer once the body is sent).
+    :param portal_url: template of a portal link, e.g. ``https://portal.example.com/models/{model_id}``.
+    """
+
+    conn_id: str
+    base_url: str
+    identity_url: str
+    client_id: str
+    client_secret: str = field(repr=False)
+    tenant: str | None = None
+    inference_client_id: str | None = None
+    inference_client_secret: str | None = field(default=None, repr=False)
+    verify: bool | str = True
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    timeout: float = DEFAULT_TIMEOUT
+    portal_url: str | None = None
+
+    @classmethod
+    def from_connection(
+        cls,
+        conn_id: str,
+        host: str | None,
+        login: str | None,
+        password: str | None,
+        extra: Mapping[str, Any],
+        port: int | None = None,
+    ) -> SestekConnectionConfig:
+        """
+        Build and validate the config from connection fields (pure: no lookup, no network).
+
+        :param conn_id: connection id.
+        :param host: the connection host (API base URL; a bare host name means https).
+        :param login: client id.
+        :param password: client secret.
+        :param extra: the connection extra, already decoded.
+        :param port: the connection port, added to a host that has none.
+        """
+
+        def get(key: str) -> Any:
+            # Older connection forms stored custom fields as ``extra__sestek__<key>``.
+            value = extra.get(key)
+            if value in (None, ""):
+                value = extra.get(f"extra__sestek__{key}")
+            return None if value == "" else value
+
+        if host and port and "://" not in host and ":" not in host:
+            host = f"{host}:{port}"
+        base_url = api.normalize_base_url(host, "host")
+        identity = get("identity_url")
+        identity_url = api.normalize_base_url(identity, "identity_url") if identity else base_url
+        if not login:
+            raise SestekConfigError("login", "the Client ID is empty")
+        if not password:
+            raise SestekConfigError("password", "the Client Secret is empty")
+        inference_id, inference_secret = get("inference_client_id"), get("inference_client_secret")
+        if bool(inference_id) != bool(inference_secret):
+            raise SestekConfigError(
+                "inference_client_id", "inference_client_id and inference_client_secret must be set together"
+            )
+        verify: bool | str = True
+        raw_verify = get("verify")
+        if raw_verify is not None:
+            if isinstance(raw_verify, bool):
+                verify = raw_verify
+            elif str(raw_verify).strip().lower() in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+                verify = _truthy(raw_verify)
+            else:
+                verify = str(raw_verify)
+                if not os.path.exists(verify):
+                    raise SestekConfigError(
+                        "verify", f"CA bundle {verify!r} does not exist (give true, false or a CA path)"
+                    )
+        timeout = _timeout(get("timeout"))
+        tenant = get("tenant")
+        return cls(
+            conn_id=conn_id,
+            base_url=base_url,
+            identity_url=identity_url,
+            client_id=str(login),
+            client_secret=str(password),
+            tenant=str(tenant) if tenant else None,
+            inference_client_id=str(inference_id) if inference_id else None,
+            inference_client_secret=str(inference_secret) if inference_secret else None,
+            verify=verify,
+            connect_timeout=min(DEFAULT_CONNECT_TIMEOUT, timeout),
+            timeout=timeout,
+            portal_url=get("portal_url"),
+        )
+
+    @property
+    def read_timeout(self) -> float:
+        """The total deadline of a request (the name the connection field had when it bounded only reads)."""
+        return self.timeout
+
+    @property
+    def token_url(self) -> str:
+        """The token endpoint."""
+        return api.token_url(self.identity_url)
+
+    def credentials(self, kind: ClientKind) -> tuple[str, str]:
+        """
+        Client id and secret for a kind of call; inference falls back to the training client.
+
+        :param kind: ``training`` or ``inference``.
+        """
+        if kind == "inference" and self.inference_client_id and self.inference_client_secret:
+            return self.inference_client_id, self.inference_client_secret
+        return self.client_id, self.client_secret
+
+    def token_key(self, kind: ClientKind) -> tuple[str, str, str]:
+        """
+        Cache key of a client's token. A digest of the secret is part of it, so a connection with a wrong
+        secret never borrows the token another connection earned with the right one.
+
+        :param kind: ``training`` or ``inference``.
+        """
+        client_id, secret = self.credentials(kind)
+        return self.token_url, client_id, hashlib.sha256(secret.encode()).hexdigest()[:16]

@@ -1,0 +1,401 @@
+"""
+The decisions of an authenticated Sestek call, written once for both transports (sans-IO).
+
+A flow is a generator, in the manner of httpx's ``Auth.auth_flow``: it yields *steps* ("send this
+request", "sleep this long", "take the token lock", "mask this secret") and receives what each step
+produced, or has the step's :class:`SestekError` thrown into it. The sync transport (requests, in the
+worker) and the async one (aiohttp, in the triggerer) only carry out steps; everything that decides lives
+here: which token to attach, the single refresh on 401, that a 3xx is an error and never followed, that
+any 2xx is a success, the cap on the answer's size, the mapping of errors and when to retry.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.parse
+from collections.abc import Callable, Generator, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
+
+from airflow_provider_sestek import api
+from airflow_provider_sestek.exceptions import SestekError, SestekTransportError
+from airflow_provider_sestek.hooks.config import ClientKind, SestekConnectionConfig
+from airflow_provider_sestek.hooks.retry import Retries, RetryPolicy
+from airflow_provider_sestek.hooks.tokens import TOKEN_CACHE, TokenCache, TokenKey
+
+T = TypeVar("T")
+
+#: Largest response body read: Sestek answers are a few KiB; a misbehaving server or proxy must not
+#: exhaust the memory of a worker, or of the triggerer that every deferred task shares.
+MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+
+
+class UploadBody(Protocol):
+    """A request body streamed from files (the training upload): what requests needs to send it."""
+
+    len: int
+    content_type: str
+
+    def read(self, size: int = -1) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """
+    One HTTP request to send, with its limits.
+
+    :param method: HTTP method.
+    :param url: absolute URL.
+    :param headers: request headers.
+    :param body: bytes, a streamed upload, or ``None``.
+    :param timeout: total deadline in seconds: connecting, sending and the whole answer. For an upload,
+        the answer's deadline starts once the body is sent (a large file may take minutes); while it is
+        being sent the limit is on stalls (``connect_timeout`` per write).
+    :param connect_timeout: seconds to connect.
+    :param limit: most response bytes read; more is reported in :attr:`Reply.too_large`.
+    """
+
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    body: bytes | UploadBody | None
+    timeout: float
+    connect_timeout: float
+    limit: int
+
+    @property
+    def is_upload(self) -> bool:
+        """The body is streamed from files."""
+        return self.body is not None and not isinstance(self.body, bytes)
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """
+    What came back: the status, the headers and at most ``limit`` bytes of the body.
+
+    :param status: HTTP status.
+    :param headers: response headers (a case-insensitive mapping).
+    :param body: the body.
+    :param too_large: the body was longer than the request's limit and was not read to its end.
+    """
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    too_large: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Step: send the request; the flow receives the :class:`Reply`."""
+
+    request: Request
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    """Step: wait before the next attempt."""
+
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Lock:
+    """Step: take the single-flight lock of a client's token, waiting at most ``timeout`` seconds."""
+
+    key: TokenKey
+    timeout: float
+
+
+@dataclass(frozen=True, slots=True)
+class Unlock:
+    """Step: release that lock if it is held."""
+
+    key: TokenKey
+
+
+@dataclass(frozen=True, slots=True)
+class Mask:
+    """Step: register a new token with Airflow's log masker."""
+
+    secret: str = field(repr=False)
+
+
+Step = Send | Sleep | Lock | Unlock | Mask
+Flow = Generator[Step, Any, T]
+
+
+@dataclass(frozen=True)
+class Call(Generic[T]):
+    """
+    An authenticated API call.
+
+    :param method: HTTP method.
+    :param url: absolute URL (from :mod:`airflow_provider_sestek.api`).
+    :param endpoint: ``progress``, ``train`` or ``inference``: for logs and the retry rule.
+    :param parse: turns a 2xx status and body into the result.
+    :param kind: whose token: the ``training`` or the ``inference`` client.
+    :param idempotent: may be repeated after a failure that may have reached the server.
+    :param json_body: a JSON body.
+    :param upload: builds a streamed body (called for every attempt).
+    """
+
+    method: str
+    url: str
+    endpoint: str
+    parse: Callable[[int, bytes], T]
+    kind: ClientKind = "training"
+    idempotent: bool = True
+    json_body: Any = None
+    upload: Callable[[], UploadBody] | None = None
+
+
+class CallFlow:
+    """
+    The flows of one connection.
+
+    :param config: the connection settings.
+    :param policy: the retry limits.
+    :param log: where retries and token fetches are logged.
+    :param user_agent: the ``User-Agent`` header.
+    :param max_response_bytes: largest answer read.
+    :param cache: the token cache.
+    """
+
+    def __init__(
+        self,
+        config: SestekConnectionConfig,
+        policy: RetryPolicy,
+        log: Any,
+        user_agent: str,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
+        cache: TokenCache = TOKEN_CACHE,
+    ) -> None:
+        self.config = config
+        self.policy = policy
+        self.log = log
+        self.max_response_bytes = max_response_bytes
+        self.cache = cache
+        self._headers = {"User-Agent": user_agent, "Accept": "application/json"}
+
+    def call(self, call: Call[T], stop_at: float | None = None) -> Flow[T]:
+        """
+        An authenticated call: token, one refresh on 401, retries of transient failures.
+
+        :param call: what to call.
+        :param stop_at: wall-clock time (epoch seconds) after which no new attempt starts.
+        """
+        retries: Retries | None = None
+        refreshed = False
+        while True:
+            token = yield from self.token(call.kind, stop_at)
+            try:
+                reply = yield Send(self._request(call, token))
+                if reply.status == 401 and not refreshed:
+                    # Revoked or expired early: one fresh token, then a 401 stands.
+                    self.log.info("Sestek %s answered 401; refreshing the %s token once", call.endpoint, call.kind)
+                    self.cache.invalidate(self.config.token_key(call.kind), token)
+                    refreshed = True
+                    continue
+                return self.outcome(call.method, call.url, reply, call.parse, inference=call.kind == "inference")
+            except SestekError as exc:
+                retries = retries or self.policy.start(call.endpoint, call.idempotent, self.log, stop_at)
+                yield Sleep(retries.after(exc))
+
+    def token(self, kind: ClientKind, stop_at: float | None = None) -> Flow[str]:
+        """
+        A fresh access token of a client: from the cache, or fetched by one caller while the others wait.
+
+        The lock is held for one token request at most (bounded by the request deadline), never across a
+        retry's sleep, so a slow token service delays the other callers by one deadline, not by a whole
+        retry schedule.
+
+        :param kind: ``training`` or ``inference``.
+        :param stop_at: wall-clock time after which no new attempt starts.
+        """
+        key = self.config.token_key(kind)
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached.access_token
+        retries: Retries | None = None
+        while True:
+            try:
+                # The holder sends one request bounded by its deadline; a little more covers the masking.
+                yield Lock(key, self.config.timeout + 5.0)
+                cached = self.cache.get(key)
+                if cached is None:
+                    cached = yield from self._fetch_token(kind, key)
+            except SestekError as exc:
+                yield Unlock(key)
+                retries = retries or self.policy.start("token", True, self.log, stop_at)
+                yield Sleep(retries.after(exc))
+                continue
+            yield Unlock(key)
+            return cached.access_token
+
+    def _fetch_token(self, kind: ClientKind, key: TokenKey) -> Flow[api.Token]:
+        cfg = self.config
+        client_id, secret = cfg.credentials(kind)
+        url = cfg.token_url
+        form = urllib.parse.urlencode(api.token_form(client_id, secret)).encode()
+        headers = {**self._headers, "Content-Type": "application/x-www-form-urlencoded"}
+        # The expiry counts from when the request was sent: the server issued the token after that.
+        sent = time.time()
+        reply = yield Send(
+            Request("POST", url, headers, form, cfg.timeout, cfg.connect_timeout, self.max_response_bytes)
+        )
+        token = self.outcome("POST", url, reply, lambda status, body: api.parse_token(status, body, url, now=sent))
+        yield Mask(token.access_token)
+        self.cache.put(key, token)
+        self.log.info("Obtained a Sestek %s token (scope %s) for client %s", kind, token.scope, client_id)
+        return token
+
+    def _request(self, call: Call[Any], token: str) -> Request:
+        headers = {**self._headers, "Authorization": f"Bearer {token}"}
+        body: bytes | UploadBody | None = None
+        if call.upload is not None:
+            body = call.upload()
+            headers["Content-Type"] = body.content_type
+        elif call.json_body is not None:
+            body = json.dumps(call.json_body).encode()
+            headers["Content-Type"] = "application/json"
+        cfg = self.config
+        return Request(call.method, call.url, headers, body, cfg.timeout, cfg.connect_timeout, self.max_response_bytes)
+
+    def outcome(
+        self, method: str, url: str, reply: Reply, parse: Callable[[int, bytes], T], *, inference: bool = False
+    ) -> T:
+        """
+        The result of an answer, or the error it means.
+
+        :param method: HTTP method of the request.
+        :param url: its URL.
+        :param reply: the answer.
+        :param parse: turns a 2xx into the result.
+        :param inference: the call was an inference call (404/503 mean "not published").
+        """
+        status = reply.status
+        if reply.too_large:
+            raise api.too_large_error(method, url, status, self.max_response_bytes)
+        if 300 <= status < 400:
+            raise api.redirect_error(method, url, status, reply.headers.get("Location"))
+        if 200 <= status < 300:
+            return parse(status, reply.body)
+        raise api.error_from_response(method, url, status, reply.headers, reply.body, inference=inference)
+
+
+class BodyBuffer:
+    """
+    An answer's body as it arrives, up to a limit: what both transports read into.
+
+    :param limit: most bytes kept.
+    :param content_length: the announced length, if any (an announced excess is refused unread).
+    """
+
+    def __init__(self, limit: int, content_length: int | None) -> None:
+        self.limit = limit
+        self.data = bytearray()
+        self.too_large = content_length is not None and content_length > limit
+
+    def add(self, chunk: bytes) -> bool:
+        """
+        Keep a chunk; ``False`` once the limit is passed (stop reading).
+
+        :param chunk: the next bytes.
+        """
+        self.data += chunk
+        if len(self.data) > self.limit:
+            del self.data[self.limit :]
+            self.too_large = True
+        return not self.too_large
+
+    def reply(self, status: int, headers: Mapping[str, str]) -> Reply:
+        """
+        The :class:`Reply` for what was read.
+
+        :param status: HTTP status.
+        :param headers: response headers.
+        """
+        return Reply(status, headers, bytes(self.data), self.too_large)
+
+
+class FlowRun(Generic[T]):
+    """
+    Steps a flow for a transport, which carries out what :meth:`next_step` returns and records the value
+    (``run.value = ...``) inside :meth:`capture`. Token locks the transport took (:meth:`hold`) are released
+    here, on the flow's :class:`Unlock` or when the run ends however it ends (an error, a cancellation).
+
+    :param flow: the flow.
+    """
+
+    def __init__(self, flow: Flow[T]) -> None:
+        self._flow = flow
+        self._started = False
+        self._error: SestekError | None = None
+        self._held: dict[TokenKey, Releasable] = {}
+        self.value: Any = None
+        self.result: T
+
+    def __enter__(self) -> FlowRun[T]:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for lock in self._held.values():
+            lock.release()
+        self._held.clear()
+        self._flow.close()
+
+    def next_step(self) -> Send | Sleep | Lock | Mask | None:
+        """The next step for the transport, or ``None`` once the flow has returned (see :attr:`result`)."""
+        while True:
+            value, error = self.value, self._error
+            self.value, self._error = None, None
+            try:
+                if not self._started:
+                    self._started = True
+                    step = next(self._flow)
+                elif error is not None:
+                    step = self._flow.throw(error)
+                else:
+                    step = self._flow.send(value)
+            except StopIteration as done:
+                self.result = done.value
+                return None
+            if not isinstance(step, Unlock):
+                return step
+            lock = self._held.pop(step.key, None)
+            if lock is not None:
+                lock.release()
+
+    @contextmanager
+    def capture(self) -> Iterator[None]:
+        """Around carrying out a step: a :class:`SestekError` is handed to the flow, not raised."""
+        try:
+            yield
+        except SestekError as exc:
+            self._error = exc
+
+    def hold(self, step: Lock, lock: Releasable, acquired: bool = True) -> None:
+        """
+        Record a token lock the transport took for a :class:`Lock` step, or report that it timed out.
+
+        :param step: the step.
+        :param lock: the lock (a thread or an asyncio lock).
+        :param acquired: whether it was taken within the step's timeout.
+        """
+        if not acquired:
+            raise SestekTransportError(
+                f"Waited {step.timeout:g}s for another token request of this client to finish", maybe_sent=False
+            )
+        self._held[step.key] = lock
+
+
+class Releasable(Protocol):
+    """A lock as :class:`FlowRun` releases it."""
+
+    def release(self) -> None: ...
