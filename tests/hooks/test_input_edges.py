@@ -121,7 +121,7 @@ def test_file_deleted_before_upload_is_a_sestek_error(sestek_conn: SestekEmulato
     hook = SestekHook(**FAST)
     request = hook.prepare_training("faq-bot", "p", data_files=[doomed])
     doomed.unlink()
-    with pytest.raises(SestekError, match="doomed.txt") as info:
+    with pytest.raises(SestekError, match=r"doomed\.txt") as info:
         hook.submit_training(request)
     assert not isinstance(info.value, OSError)
     assert trainings(sestek_conn) == 0  # the body was cut off: nothing half-submitted
