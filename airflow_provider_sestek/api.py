@@ -543,8 +543,11 @@ def parse_token(status: int, body: bytes, endpoint: str, now: float | None = Non
     except (ValueError, UnicodeDecodeError):
         data = None
     if not isinstance(data, dict):
-        # No snippet of the body: whatever it holds may be a credential.
-        raise SestekAuthError(f"Token response from {endpoint} is not a JSON object", status=status)
+        # Unreadable (cut off, garbled by a proxy): worth asking again like any such answer. No snippet of
+        # the body: whatever it holds may be a credential.
+        raise SestekApiError(
+            method="POST", endpoint=endpoint, status=status, message="token response is not a JSON object"
+        )
     token = data.get("access_token")
     if not isinstance(token, str) or not token:
         raise SestekAuthError(f"Token response from {endpoint} has no access_token", status=status)
