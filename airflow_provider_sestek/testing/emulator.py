@@ -64,6 +64,7 @@ from ._multipart import (
     IncompleteBody,
     MultipartError,
     MultipartParser,
+    body_reader,
     parse_header_value,
 )
 from ._retrieval import NO_ANSWER, PassageIndex
@@ -1089,7 +1090,7 @@ class SestekEmulator:
     def _handle(self, handler: _Handler) -> None:
         path, _, query = handler.path.partition("?")
         try:
-            reader = self._body_reader(handler)
+            reader = body_reader(handler.headers, handler.rfile)
         except ValueError as exc:
             exchange = _Exchange(handler, None, BodyReader(handler.rfile, 0, False))
             exchange.send(_abp_error(400, _ABP_INVALID, details=str(exc)), close=True)
@@ -1148,24 +1149,6 @@ class SestekEmulator:
     def _count_bytes(self, size: int) -> None:
         with self._lock:
             self._counters["bytes_received"] += size
-
-    @staticmethod
-    def _body_reader(handler: _Handler) -> BodyReader:
-        encoding = handler.headers.get("Transfer-Encoding")
-        if encoding:
-            if encoding.split(",")[-1].strip().lower() != "chunked":
-                raise ValueError(f"unsupported Transfer-Encoding {encoding!r}")
-            return BodyReader(handler.rfile, None, True)
-        raw_length = handler.headers.get("Content-Length")
-        if raw_length is None:
-            return BodyReader(handler.rfile, 0, False)
-        try:
-            length = int(raw_length)
-        except ValueError:
-            raise ValueError(f"invalid Content-Length {raw_length!r}") from None
-        if length < 0:
-            raise ValueError("negative Content-Length")
-        return BodyReader(handler.rfile, length, False)
 
     def _route(self, path: str) -> tuple[str, str | None, tuple[str, ...]]:
         if path == _TOKEN_PATH:
