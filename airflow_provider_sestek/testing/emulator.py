@@ -1325,7 +1325,8 @@ class SestekEmulator:
         entry = _Token(scope, client_id, time.monotonic() + self._token_lifetime)
         with self._lock:
             self._tokens[token] = entry
-            # Header values arrive decoded as Latin-1: a client sending the token's UTF-8 bytes shows up so.
+            # Header values arrive decoded as Latin-1, so a client that puts the token's UTF-8 bytes on the
+            # wire presents this spelling of it.
             self._tokens[token.encode("utf-8").decode("latin-1")] = entry
         body = {
             "access_token": token,
@@ -1347,8 +1348,10 @@ class SestekEmulator:
             # Nothing real to distort (a "before" fault, or the real answer was an error): report the
             # model's current state without advancing it.
             training = self.trainings.get(model_id) if model_id is not None else None
-            status = training.status if training is not None else self._case("Training")
-            answer = {"percent": 0, "trainingStatus": status, "inferenceStatus": training and training.inference_status}
+            if training is None:
+                answer = {"percent": 0, "trainingStatus": self._case("Training"), "inferenceStatus": None}
+            else:
+                answer = {"percent": 0, "trainingStatus": training.status, "inferenceStatus": training.inference_status}
         return _Response(200, non_finite_json(answer, literal), _JSON)
 
     @staticmethod

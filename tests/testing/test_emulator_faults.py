@@ -13,6 +13,7 @@ import socket
 import time
 import urllib.parse
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -381,3 +382,14 @@ def test_redirect_and_foreign_requests_through_the_admin_client(emu: SestekEmula
     assert (leak["method"], leak["path"], leak["form"]) == ("GET", TOKEN, {})
     admin.reset()
     assert admin.foreign_requests() == [] and admin.state()["foreign_requests"] == []
+
+
+def test_model_filtered_delay_and_drip_on_train_keep_the_upload(emu: SestekEmulator, http: requests.Session) -> None:
+    token = emu.issue_token()
+    emu.add_fault(Fault(endpoint="train", kind="delay", delay=0.05, model_id="m1"))
+    emu.add_fault(Fault(endpoint="train", kind="drip", delay=0.001, model_id="m2"))
+    for model_id in ("m1", "m2"):
+        assert train(http, emu, token, model_id).status_code == 200
+        [received] = emu.trainings[model_id].files
+        assert Path(received.path).is_file(), model_id
+    assert [r.fault for r in emu.requests] == ["delay:before", "drip:before"]
