@@ -85,6 +85,16 @@ class EmulatorClient:
         result: list[dict[str, Any]] = self._call("GET", "requests", query={"endpoint": endpoint, "since": since})
         return result
 
+    def foreign_url(self) -> str:
+        """Base URL of the foreign listener ``redirect`` faults point at (started if it is not yet)."""
+        url: str = self._call("GET", "foreign")["url"]
+        return url
+
+    def foreign_requests(self) -> list[dict[str, Any]]:
+        """Requests that reached the foreign listener, as dicts (see :meth:`RecordedRequest.to_dict`)."""
+        result: list[dict[str, Any]] = self._call("GET", "foreign")["requests"]
+        return result
+
     def add_fault(self, fault: Fault) -> None:
         """
         Queue a fault.
@@ -102,7 +112,7 @@ class EmulatorClient:
         self._call("DELETE", "faults")
 
     def reset(self) -> None:
-        """Forget trainings, faults, recorded requests and counters."""
+        """Forget trainings, faults, recorded requests (foreign ones too) and counters."""
         self._call("POST", "reset", {})
 
     def set_lifecycle(self, model_id: str | None = None, statuses: Sequence[str] | None = None) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from email.message import Message
 from typing import BinaryIO, Protocol
 
 from ._model import ReceivedFile
@@ -158,6 +159,31 @@ class BodyReader:
         """Read and discard the rest of the body, so the connection can serve the next request."""
         while self.read(CHUNK_SIZE):
             pass
+
+
+def body_reader(headers: Message, rfile: Readable) -> BodyReader:
+    """
+    A reader of the request body as the headers frame it (chunked, ``Content-Length`` or none).
+
+    :param headers: the request headers.
+    :param rfile: the connection's buffered reader.
+    :raises ValueError: the framing headers are invalid; the connection cannot be reused.
+    """
+    encoding = headers.get("Transfer-Encoding")
+    if encoding:
+        if encoding.split(",")[-1].strip().lower() != "chunked":
+            raise ValueError(f"unsupported Transfer-Encoding {encoding!r}")
+        return BodyReader(rfile, None, True)
+    raw_length = headers.get("Content-Length")
+    if raw_length is None:
+        return BodyReader(rfile, 0, False)
+    try:
+        length = int(raw_length)
+    except ValueError:
+        raise ValueError(f"invalid Content-Length {raw_length!r}") from None
+    if length < 0:
+        raise ValueError("negative Content-Length")
+    return BodyReader(rfile, length, False)
 
 
 def _split_params(value: str) -> list[str]:

@@ -38,8 +38,9 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, cast
 
+from ._faults import ForeignListener, drip, non_finite_json
 from ._model import (
     DEFAULT_CLIENTS,
     DEFAULT_INFERENCE_CLIENTS,
@@ -64,6 +65,7 @@ from ._multipart import (
     IncompleteBody,
     MultipartError,
     MultipartParser,
+    body_reader,
     parse_header_value,
 )
 from ._retrieval import NO_ANSWER, PassageIndex
@@ -294,6 +296,12 @@ class _Dropped(Exception):
     """The exchange ended without a normal response (a fault already answered or dropped it)."""
 
 
+class _Dispatcher(Protocol):
+    """What a :class:`_Server` hands each request to: the emulator, or the foreign listener of redirects."""
+
+    def _handle(self, handler: _Handler) -> None: ...
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
@@ -301,7 +309,7 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 1024
 
     def __init__(
-        self, address: tuple[str, int], emulator: SestekEmulator, ssl_context: ssl.SSLContext | None, ipv6: bool
+        self, address: tuple[str, int], emulator: _Dispatcher, ssl_context: ssl.SSLContext | None, ipv6: bool
     ) -> None:
         self.address_family = socket.AF_INET6 if ipv6 else socket.AF_INET
         self.emulator = emulator
@@ -385,18 +393,24 @@ class _Handler(BaseHTTPRequestHandler):
 class _Exchange:
     """One request/response on a connection: body access and the ways to answer."""
 
-    def __init__(self, handler: _Handler, record: RecordedRequest | None, reader: BodyReader) -> None:
+    def __init__(
+        self, handler: _Handler, record: RecordedRequest | None, reader: BodyReader, stopping: threading.Event
+    ) -> None:
         self.handler = handler
         self.record = record
         self.reader = reader
+        self.stopping = stopping
         self.answered = False
+        #: A ``drip`` fault: the response body goes out at its pace.
+        self.pace: Fault | None = None
 
     def send(self, response: _Response, *, content_length: int | None = None, close: bool = False) -> None:
         handler = self.handler
         if not self.reader.done:
             # Unread body bytes would be parsed as the next request: this connection cannot be reused.
             handler.close_connection = True
-        if close:
+        endless = self.pace is not None and self.pace.endless
+        if close or endless:
             handler.close_connection = True
         length = len(response.body) if content_length is None else content_length
         lines = [
@@ -406,9 +420,10 @@ class _Exchange:
         ]
         if response.content_type:
             lines.append(f"Content-Type: {response.content_type}")
-        lines.append(f"Content-Length: {length}")
+        if not endless:
+            lines.append(f"Content-Length: {length}")
         lines.extend(f"{name}: {value}" for name, value in response.headers)
-        if handler.close_connection and content_length is None:
+        if handler.close_connection and (content_length is None or endless):
             lines.append("Connection: close")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
         self.answered = True
@@ -417,7 +432,13 @@ class _Exchange:
             self.record.status = response.status
             self.record.body_size = self.reader.consumed
         handler.log_request(response.status)
-        handler.wfile.write(head + response.body)
+        if self.pace is None:
+            handler.wfile.write(head + response.body)
+            return
+        handler.wfile.write(head)
+        body = None if endless else response.body
+        if not drip(handler.connection, handler.wfile, body, self.pace.delay, self.stopping):
+            handler.close_connection = True
 
     def drop(self) -> None:
         self.answered = True
@@ -526,6 +547,10 @@ class SestekEmulator:
         self._model_lifecycles: dict[str, tuple[str, ...]] = {}
         self._lifecycle_cache: dict[str, _Lifecycle] = {}
         self._upload_dirs: list[str] = []
+        self._foreign = ForeignListener(lambda path: self._route(path)[0])
+        self._foreign_lock = threading.Lock()
+        self._foreign_server: _Server | None = None
+        self._foreign_thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ lifecycle of the server
 
@@ -563,14 +588,18 @@ class SestekEmulator:
         if server is None:
             return
         self._stopping.set()
-        server.closing = True
-        server.shutdown()
-        server.server_close()
-        server.close_connections()
-        if self._thread is not None:
-            self._thread.join(timeout=1)
-        if self._ticker is not None:
-            self._ticker.join(timeout=1)
+        with self._foreign_lock:
+            foreign, foreign_thread = self._foreign_server, self._foreign_thread
+            self._foreign_server = self._foreign_thread = None
+        for each in (server, foreign):
+            if each is not None:
+                each.closing = True
+                each.shutdown()
+                each.server_close()
+                each.close_connections()
+        for thread in (self._thread, foreign_thread, self._ticker):
+            if thread is not None:
+                thread.join(timeout=1)
         self._server = self._thread = self._ticker = None
         if self._tempdir is not None:
             self._tempdir.cleanup()
@@ -601,7 +630,9 @@ class SestekEmulator:
         """Base URL of the API, e.g. ``http://127.0.0.1:54321`` (no trailing slash)."""
         if self._server is None:
             raise RuntimeError("the emulator is not running")
-        host = self._host
+        return self._base_url(self._host, self._port)
+
+    def _base_url(self, host: str, port: int) -> str:
         if host in ("", "0.0.0.0"):
             host = "127.0.0.1"
         elif host == "::":
@@ -609,7 +640,42 @@ class SestekEmulator:
         if ":" in host:
             host = f"[{host}]"
         scheme = "https" if self._certfile else "http"
-        return f"{scheme}://{host}:{self._port}"
+        return f"{scheme}://{host}:{port}"
+
+    @property
+    def foreign_url(self) -> str:
+        """
+        Base URL of the foreign listener, the other origin ``redirect`` faults send clients to.
+
+        It is started on first use (this property, or adding a ``redirect`` fault without ``location``).
+        """
+        with self._foreign_lock:
+            if self._foreign_server is None:
+                if self._server is None:
+                    raise RuntimeError("the emulator is not running")
+                self._foreign_server = self._bind_foreign(self._server.ssl_context)
+                self._foreign_thread = threading.Thread(
+                    target=self._foreign_server.serve_forever,
+                    kwargs={"poll_interval": 0.05},
+                    name="sestek-emulator-foreign",
+                    daemon=True,
+                )
+                self._foreign_thread.start()
+            host, port = self._foreign_server.server_address[:2]
+            return self._base_url(str(host), int(port))
+
+    def _bind_foreign(self, context: ssl.SSLContext | None) -> _Server:
+        # Another host, not just another port: some clients compare only host names when deciding
+        # whether a redirect stays on the same site. 127.0.0.2 is loopback on Linux but not on macOS.
+        try:
+            return _Server(("127.0.0.2", 0), self._foreign, context, ipv6=False)
+        except OSError:
+            return _Server((self._host, 0), self._foreign, context, ipv6=":" in self._host)
+
+    @property
+    def foreign_requests(self) -> list[RecordedRequest]:
+        """Requests that reached the foreign listener (a client followed a redirect), oldest first."""
+        return self._foreign.requests
 
     @property
     def identity_url(self) -> str:
@@ -691,6 +757,9 @@ class SestekEmulator:
 
         :param fault: what to do and to which requests.
         """
+        if fault.kind == "redirect" and fault.location is None and self._server is not None:
+            # Started now, so the URL is known before the first redirect and the redirect is not slower.
+            _ = self.foreign_url
         with self._lock:
             self._faults.append(_ActiveFault(fault, fault.count))
 
@@ -750,6 +819,7 @@ class SestekEmulator:
             self._global_lifecycle = None
             self._model_lifecycles.clear()
             self._lifecycle_cache.clear()
+        self._foreign.clear()
         for directory in upload_dirs:
             shutil.rmtree(directory, ignore_errors=True)
 
@@ -767,9 +837,18 @@ class SestekEmulator:
     def state(self) -> dict[str, Any]:
         """Everything the admin ``GET /_emulator/state`` reports, as a dict."""
         trainings = self.trainings
+        with self._foreign_lock:
+            foreign_server = self._foreign_server
+        foreign_url = None
+        if foreign_server is not None:
+            host, port = foreign_server.server_address[:2]
+            foreign_url = self._base_url(str(host), int(port))
+        foreign = [r.to_dict() for r in self._foreign.requests]
         with self._lock:
             return {
                 "url": self.url if self._server is not None else None,
+                "foreign_url": foreign_url,
+                "foreign_requests": foreign,
                 "tenant": self._tenant,
                 "counters": dict(self._counters),
                 "request_count": len(self._requests),
@@ -1089,13 +1168,13 @@ class SestekEmulator:
     def _handle(self, handler: _Handler) -> None:
         path, _, query = handler.path.partition("?")
         try:
-            reader = self._body_reader(handler)
+            reader = body_reader(handler.headers, handler.rfile)
         except ValueError as exc:
-            exchange = _Exchange(handler, None, BodyReader(handler.rfile, 0, False))
+            exchange = _Exchange(handler, None, BodyReader(handler.rfile, 0, False), self._stopping)
             exchange.send(_abp_error(400, _ABP_INVALID, details=str(exc)), close=True)
             return
         if path.startswith(_ADMIN_PREFIX):
-            self._handle_admin(_Exchange(handler, None, reader), path[len(_ADMIN_PREFIX) :], query)
+            self._handle_admin(_Exchange(handler, None, reader, self._stopping), path[len(_ADMIN_PREFIX) :], query)
             return
         endpoint, path_value, methods = self._route(path)
         record = RecordedRequest(
@@ -1113,7 +1192,7 @@ class SestekEmulator:
             if counter:
                 self._counters[counter] += 1
         reader.on_data = self._count_bytes
-        exchange = _Exchange(handler, record, reader)
+        exchange = _Exchange(handler, record, reader, self._stopping)
         try:
             if endpoint == "other":
                 reader.drain()
@@ -1149,24 +1228,6 @@ class SestekEmulator:
         with self._lock:
             self._counters["bytes_received"] += size
 
-    @staticmethod
-    def _body_reader(handler: _Handler) -> BodyReader:
-        encoding = handler.headers.get("Transfer-Encoding")
-        if encoding:
-            if encoding.split(",")[-1].strip().lower() != "chunked":
-                raise ValueError(f"unsupported Transfer-Encoding {encoding!r}")
-            return BodyReader(handler.rfile, None, True)
-        raw_length = handler.headers.get("Content-Length")
-        if raw_length is None:
-            return BodyReader(handler.rfile, 0, False)
-        try:
-            length = int(raw_length)
-        except ValueError:
-            raise ValueError(f"invalid Content-Length {raw_length!r}") from None
-        if length < 0:
-            raise ValueError("negative Content-Length")
-        return BodyReader(handler.rfile, length, False)
-
     def _route(self, path: str) -> tuple[str, str | None, tuple[str, ...]]:
         if path == _TOKEN_PATH:
             return "token", None, ("POST",)
@@ -1188,21 +1249,35 @@ class SestekEmulator:
         return None
 
     def _before_fault(self, exchange: _Exchange, fault: Fault) -> None:
-        """Deliver a ``when="before"`` fault; returns only for ``delay`` (handling continues)."""
+        """Deliver a ``when="before"`` fault; returns only for ``delay`` and ``drip`` (handling continues)."""
         assert exchange.record is not None
         exchange.record.fault = f"{fault.kind}:before"
         if fault.kind == "delay":
             self._stopping.wait(fault.delay)
             return
+        if fault.kind == "drip":
+            exchange.pace = fault
+            return
         if fault.kind == "drop":
             exchange.drop()
             raise _Dropped
+        if fault.kind == "odd_token":
+            # The token's scope follows the client id, so the form is read even though it is not checked.
+            try:
+                body = exchange.reader.read_all(_SMALL_BODY_LIMIT)
+            except BodyTooLarge:
+                body = b""
+            exchange.record.form = urllib.parse.parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
         exchange.reader.drain()
         self._deliver(exchange, fault, None)
         raise _Dropped
 
     def _deliver(self, exchange: _Exchange, fault: Fault, real: _Response | None) -> None:
-        """Send what a fault of kind status/malformed/truncated/drop/delay answers instead of ``real``."""
+        """Send what a fault answers instead of ``real`` (``None`` for a ``when="before"`` fault)."""
+        if fault.kind == "drip":
+            exchange.pace = fault
+            exchange.send(real if real is not None else _Response(500))
+            return
         if fault.kind == "drop":
             exchange.drop()
             return
@@ -1218,16 +1293,71 @@ class SestekEmulator:
             exchange.send(_Response(200, body[: len(body) // 2], _JSON), content_length=len(body), close=True)
             exchange.drop()
             return
-        response = self._fault_response(fault)
+        if fault.kind in ("redirect", "raw", "odd_token", "non_finite"):
+            response = self._hostile_response(exchange, fault, real)
+        else:
+            response = self._fault_response(fault)
         if fault.retry_after is not None:
             value = fault.retry_after
             text = str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
             response.headers.append(("Retry-After", text))
         exchange.send(response)
 
+    def _hostile_response(self, exchange: _Exchange, fault: Fault, real: _Response | None) -> _Response:
+        record = exchange.record
+        assert record is not None and fault.status is not None
+        if fault.kind == "redirect":
+            query = f"?{record.query}" if record.query else ""
+            return _Response(
+                fault.status, headers=[("Location", fault.location or self.foreign_url + record.path + query)]
+            )
+        if fault.kind == "raw":
+            assert fault.raw_body is not None
+            return _Response(fault.status, fault.raw_body.encode("utf-8"), fault.content_type or None)
+        assert fault.value is not None
+        if fault.kind == "odd_token":
+            return self._odd_token(record, fault.value)
+        return self._non_finite(record.model_id, fault.value, real)
+
+    def _odd_token(self, record: RecordedRequest, token: str) -> _Response:
+        client_id = (record.form.get("client_id") or [""])[0]
+        scope = SCOPE_INFERENCE if client_id in self._inference_clients else SCOPE_TRAINING
+        entry = _Token(scope, client_id, time.monotonic() + self._token_lifetime)
+        with self._lock:
+            self._tokens[token] = entry
+            # Header values arrive decoded as Latin-1, so a client that puts the token's UTF-8 bytes on the
+            # wire presents this spelling of it.
+            self._tokens[token.encode("utf-8").decode("latin-1")] = entry
+        body = {
+            "access_token": token,
+            "expires_in": math.ceil(self._token_lifetime),
+            "token_type": "Bearer",
+            "scope": scope,
+        }
+        return _json_response(200, body, [("Cache-Control", "no-store"), ("Pragma", "no-cache")])
+
+    def _non_finite(self, model_id: str | None, literal: str, real: _Response | None) -> _Response:
+        answer: dict[str, Any] | None = None
+        if real is not None and real.status == 200:
+            try:
+                parsed = json.loads(real.body)
+            except ValueError:
+                parsed = None
+            answer = parsed if isinstance(parsed, dict) else None
+        if answer is None:
+            # Nothing real to distort (a "before" fault, or the real answer was an error): report the
+            # model's current state without advancing it.
+            training = self.trainings.get(model_id) if model_id is not None else None
+            if training is None:
+                answer = {"percent": 0, "trainingStatus": self._case("Training"), "inferenceStatus": None}
+            else:
+                answer = {"percent": 0, "trainingStatus": training.status, "inferenceStatus": training.inference_status}
+        return _Response(200, non_finite_json(answer, literal), _JSON)
+
     @staticmethod
     def _fault_response(fault: Fault) -> _Response:
         status = fault.status
+        assert status is not None
         if fault.body == "empty":
             return _Response(status)
         if fault.body == "html":
@@ -1407,7 +1537,9 @@ class SestekEmulator:
             if model_id is not None:
                 fault = self._take_fault("train", model_id, "before", filtered=True)
                 if fault is not None:
-                    self._discard(upload_dir)
+                    if fault.kind not in ("delay", "drip"):
+                        # Removed before answering, like any rejected upload; delay and drip go on handling.
+                        self._discard(upload_dir)
                     self._before_fault(exchange, fault)
             response = self._create_training(fields, files, upload_dir)
             accepted = response.status == 200
@@ -1740,6 +1872,10 @@ class SestekEmulator:
                 return ok
             if method == "GET":
                 return _json_response(200, [f.to_dict() for f in self.faults])
+        if name == "foreign" and method == "GET":
+            return _json_response(
+                200, {"url": self.foreign_url, "requests": [r.to_dict() for r in self.foreign_requests]}
+            )
         if name == "reset" and method == "POST":
             self.reset()
             return ok

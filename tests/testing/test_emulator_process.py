@@ -135,6 +135,44 @@ def test_cli_serves_is_controllable_and_stops_on_sigterm(tmp_path: Path, http: r
         assert process.terminate() == 0
 
 
+def test_cli_hostile_faults_and_foreign_requests_through_the_admin_client(http: requests.Session) -> None:
+    process = _Process()
+    try:
+        admin = EmulatorClient(process.url)
+        admin.wait_until_ready()
+        admin.add_fault(Fault(endpoint="token", kind="redirect"))
+        foreign_url = admin.state()["foreign_url"]
+        assert foreign_url == admin.foreign_url() and foreign_url != process.url
+        form = {"client_id": "train-client", "client_secret": "train-secret", "grant_type": "client_credentials"}
+        assert http.post(process.url + TOKEN, data=form).json()["access_token"] == "foreign-token"
+        [leak] = admin.foreign_requests()
+        assert leak["form"]["client_secret"] == ["train-secret"] and leak["status"] == 200
+        assert admin.requests()[-1]["fault"] == "redirect:before"
+
+        admin.add_fault(Fault(endpoint="token", kind="odd_token", value="tök€n"))
+        odd = http.post(process.url + TOKEN, data=form).json()["access_token"]
+        admin.add_fault(Fault(endpoint="progress", kind="non_finite", value="Infinity"))
+        assert http.get(process.url + progress_path("m"), headers=bearer(_token(http, process.url))).text.startswith(
+            '{"percent":Infinity,'
+        )
+        admin.add_fault(Fault(kind="raw", status=418, raw_body="<teapot/>", content_type="text/xml"))
+        teapot = http.get(process.url + progress_path("m"))
+        assert (teapot.status_code, teapot.text, teapot.headers["Content-Type"]) == (418, "<teapot/>", "text/xml")
+        admin.add_fault(Fault(endpoint="token", kind="drip", delay=0.01))
+        assert http.post(process.url + TOKEN, data=form, timeout=10).json()["access_token"].startswith("emu-")
+        assert odd == "tök€n"
+
+        admin.reset()
+        assert admin.foreign_requests() == [] and admin.state()["foreign_requests"] == []
+
+        # An endless body still dripping must not keep SIGTERM from ending the process (terminate waits 5 s).
+        admin.add_fault(Fault(endpoint="token", kind="drip", delay=0.05, endless=True))
+        dripping = http.post(process.url + TOKEN, data=form, stream=True, timeout=10)
+        assert dripping.raw.read(2) == b"  "
+    finally:
+        assert process.terminate() == 0
+
+
 def test_streamed_upload_keeps_memory_flat(tmp_path: Path, http: requests.Session) -> None:
     """A 200 MiB upload (Content-Length) and a 64 MiB one (chunked) must not grow the server's memory."""
     if not Path("/proc/self/status").exists():
