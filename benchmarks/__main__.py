@@ -17,10 +17,10 @@ import time
 from importlib.util import find_spec
 from typing import Any
 
-from benchmarks import imports, report, tokens, triggers, upload
+from benchmarks import imports, poll_cpu, report, tokens, triggers, upload
 from benchmarks._common import REPO, log, machine_info
 
-SECTIONS = ("upload", "import", "tokens", "triggers")
+SECTIONS = ("upload", "import", "tokens", "triggers", "poll_cpu")
 
 
 def _has(module: str) -> bool:
@@ -43,6 +43,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--import-runs", type=int, default=None)
     parser.add_argument("--operators", type=int, default=None)
     parser.add_argument("--polls", type=int, default=None)
+    parser.add_argument("--cpu-polls", type=int, default=None, help="poll_cpu: polls per side and round")
+    parser.add_argument("--cpu-concurrency", type=int, default=None, help="poll_cpu: concurrent pollers")
+    parser.add_argument("--cpu-rounds", type=int, default=None, help="poll_cpu: alternating rounds per side")
+    parser.add_argument("--cpu-warmup", type=int, default=None, help="poll_cpu: warm-up polls per side")
     args = parser.parse_args(argv)
     full = {
         "ns": "1000,5000,10000",
@@ -54,6 +58,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "import_runs": 11,
         "operators": 100,
         "polls": 10_000,
+        "cpu_polls": 5_000,
+        "cpu_concurrency": 50,
+        "cpu_rounds": 3,
+        "cpu_warmup": 500,
     }
     smoke = {
         "ns": "50",
@@ -64,6 +72,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "import_runs": 2,
         "operators": 5,
         "polls": 200,
+        "cpu_polls": 200,
+        "cpu_concurrency": 50,
+        "cpu_rounds": 3,
+        "cpu_warmup": 100,
     }
     for key, value in (smoke if args.smoke else full).items():
         if getattr(args, key) is None:
@@ -101,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
             "file_mib": args.file_mib,
             "upload_reps": args.upload_reps,
             "import_runs": args.import_runs,
+            "poll_cpu_polls": args.cpu_polls,
+            "poll_cpu_concurrency": args.cpu_concurrency,
+            "poll_cpu_rounds": args.cpu_rounds,
         },
     }
     try:
@@ -113,6 +128,10 @@ def main(argv: list[str] | None = None) -> int:
         if "triggers" in only:
             kinds = ("sestek", "peer") if has_http else ("sestek",)
             results["triggers"] = summarize_triggers(triggers.run(workdir, args.ns, args.rate, args.measure, kinds))
+        if "poll_cpu" in only:
+            results["poll_cpu"] = poll_cpu.run(
+                workdir, args.cpu_concurrency, args.cpu_polls, args.cpu_rounds, args.cpu_warmup
+            )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     results["runtime_s"] = round(time.monotonic() - started, 1)

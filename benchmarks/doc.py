@@ -41,6 +41,34 @@ def _trigger_extras(results: dict[str, Any]) -> str:
     return head + "\n".join(lines)
 
 
+POLL_CPU_METHOD = """\
+**Async poll CPU** ({concurrency} concurrent pollers, each polling in sequence; {polls} polls per side and
+round, {rounds} rounds, medians). One child process (`benchmarks/poll_cpu_worker.py`) polls the progress of one
+submitted training two ways against the emulator, which runs in its own process (`--advance time
+--seconds-per-step 1000000`, so every answer is the same 200 and its CPU is not counted): ours is
+`SestekHook(conn_id).aget_training_progress(model_id)` inside `async with hook.async_session()`, one hook per
+poller, as the trigger polls; the peer is a bare `aiohttp.ClientSession` GET of the same URL with the same
+`Authorization: Bearer` header (token fetched once through `hook.get_token()`) and `json.loads` of the body.
+After {warmup} warm-up polls per side (token cached, connections open) the sides alternate, ours first in even
+rounds; each phase is timed with `time.process_time()` (all threads of the process), so a figure is the client
+CPU of one poll: ours includes the call flow, retry policy, token cache lookup, pool lease and semaphore, and
+parsing the answer into a `TrainingProgress`. Per-round ratios: {round_ratios}; wall-clock rate ours
+{ours_rate} polls/s, bare {bare_rate} polls/s."""
+
+
+def _poll_cpu_figures(results: dict[str, Any]) -> dict[str, str]:
+    cpu = results.get("poll_cpu") or {}
+    return {
+        "concurrency": _fmt(cpu.get("concurrency", "n/a")),
+        "polls": _fmt(cpu.get("polls", "n/a")),
+        "rounds": _fmt(cpu.get("rounds", "n/a")),
+        "warmup": _fmt(cpu.get("warmup_polls", "n/a")),
+        "round_ratios": ", ".join(f"{r:.2f}x" for r in cpu.get("round_ratios", [])) or "n/a",
+        "ours_rate": _fmt(cpu.get("ours_polls_per_s", "n/a"), 0),
+        "bare_rate": _fmt(cpu.get("bare_polls_per_s", "n/a"), 0),
+    }
+
+
 def render(results: dict[str, Any]) -> str:
     machine = results.get("machine") or {}
     config = results.get("config") or {}
@@ -51,7 +79,7 @@ What the provider costs an Airflow deployment, measured against what a user woul
 by side in the same run. Reproduce with `make bench` (under 10 minutes on the machine below; it
 installs the peers with `make bench-deps`, starts its own servers on 127.0.0.1 and stops them). The run
 writes [`benchmarks/results.json`](benchmarks/results.json) (fixed keys: `upload`, `triggers`, `import`,
-`tokens`) and this file.
+`tokens`, `poll_cpu`) and this file.
 
 Run of {machine.get("date")}{smoke}, total {_fmt(results.get("runtime_s"), 0)} s.
 
@@ -115,6 +143,8 @@ loaded by the operator module beyond what `airflow.sdk` already loads: ours
 {_get(results, "tokens", "operator_runs")} times on 8 threads, then {_fmt(_get(results, "tokens", "polls"))} progress
 polls from 100 coroutines, each with its own hook as each trigger has, against an emulator whose tokens live
 {_fmt(_get(results, "tokens", "token_lifetime_s"))} s. The emulator counts the token requests.
+
+{POLL_CPU_METHOD.format(**_poll_cpu_figures(results))}
 
 ## What profiling found, and what changed in the provider
 

@@ -15,6 +15,7 @@ TARGETS = (
     ("triggers.rss_per_trigger_kib", "Triggers at the largest N: memory per trigger no worse than the peer"),
     ("import.sestek_ms", "DAG parse: operator module <= 30 ms over airflow.sdk"),
     ("tokens.token_requests", "Tokens: operator runs + polls in one process -> 1 token request"),
+    ("poll_cpu.ratio", "Async poll: client CPU per progress poll <= 1.5x bare aiohttp"),
 )
 
 
@@ -73,6 +74,16 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
             figure = imports.get("sestek_ms")
             met = None if figure is None else figure <= 30
             shown = f"+{_num(figure)} ms"
+        elif key == "poll_cpu.ratio":
+            cpu = results.get("poll_cpu") or {}
+            figure = cpu.get("ratio")
+            met = None if figure is None else figure <= 1.5
+            shown = (
+                f"{_num(cpu.get('ours_us_per_poll'), 0)} us vs {_num(cpu.get('bare_us_per_poll'), 0)} us: "
+                f"{figure:.2f}x (C={cpu.get('concurrency')})"
+                if figure is not None
+                else "n/a"
+            )
         else:
             figure = tokens.get("token_requests")
             met = None if figure is None else figure == 1
@@ -108,6 +119,18 @@ def table(results: dict[str, Any]) -> str:
                 "",
                 "",
                 "",
+            )
+        )
+    cpu = results.get("poll_cpu") or {}
+    if cpu:
+        rows.append(
+            (
+                f"Async progress poll: client CPU per poll (µs), {cpu.get('concurrency')} pollers, "
+                f"{_num(cpu.get('polls'))} polls x {cpu.get('rounds')} rounds",
+                _num(cpu.get("ours_us_per_poll"), 0),
+                f"bare aiohttp {_num(cpu.get('bare_us_per_poll'), 0)}",
+                "",
+                _ratio(cpu.get("ours_us_per_poll"), cpu.get("bare_us_per_poll"), False),
             )
         )
     lines = [
