@@ -115,8 +115,6 @@ def _session(user_agent: str) -> requests.Session:
 
     session = requests.Session()
     session.headers["User-Agent"] = user_agent
-    # No redirect is ever followed (the flow reports 3xx); max_redirects is a second guard.
-    session.max_redirects = 0
     for prefix in ("http://", "https://"):
         session.mount(prefix, DeadlineAdapter())
     return session
@@ -192,6 +190,10 @@ class SyncTransport:
                     for chunk in response.iter_content(64 * 1024):
                         if not body.add(chunk):
                             break
+            if deadline.fired:
+                # An answer without Content-Length ends when the connection does: the watchdog's shutdown
+                # looks like a complete body.
+                raise SestekTransportError(DEADLINE.format(url=url, seconds=request.timeout))
             return body.reply(response.status_code, response.headers)
         except SestekError:
             raise

@@ -67,7 +67,9 @@ def test_token_redirect_to_another_origin_sends_nothing_there(
 
 
 @pytest.mark.parametrize("side", ["sync", "async"])
-def test_progress_redirect_is_an_error_not_a_foreign_answer(trained: str, sestek_conn: SestekEmulator, side: str) -> None:
+def test_progress_redirect_is_an_error_not_a_foreign_answer(
+    trained: str, sestek_conn: SestekEmulator, side: str
+) -> None:
     sestek_conn.add_fault(Fault(endpoint="progress", kind="redirect", count=None))
     with pytest.raises(SestekApiError, match="redirected to") as info:
         PROGRESS[side](trained)
@@ -132,21 +134,41 @@ def test_a_slow_token_answer_holds_other_waiters_for_one_deadline_only(
     assert sestek_conn.counters["token_requests"] == 2
 
 
-def test_upload_deadline_counts_from_the_end_of_the_body(
+def test_upload_body_is_not_cut_by_the_deadline(
     sestek_conn: SestekEmulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:
-    """A body that takes longer to send than the deadline is fine; a dripping answer after it is not."""
-    monkeypatch.setenv("AIRFLOW_CONN_SESTEK_DEFAULT", connection_json(sestek_conn, timeout=2))
+    """A body that takes longer to send than the request deadline is fine: while sending, stalls count."""
+    from airflow_provider_sestek.hooks import upload
+
+    monkeypatch.setenv("AIRFLOW_CONN_SESTEK_DEFAULT", connection_json(sestek_conn, timeout=0.5))
     big = tmp_path / "big.txt"
-    big.write_bytes(b"Q: big?\nA: yes\n" * 4_000_000)  # 60 MB
-    hook = SestekHook(**FAST)
-    request = hook.prepare_training("big-bot", "p", data_files=[big])
-    sestek_conn.add_fault(Fault(endpoint="train", kind="delay", delay=2.5, when="before", count=1))
-    # The answer takes 2.5 s after the body: more than the 2 s deadline, counted from the body's end.
-    with pytest.raises(SestekTransportError, match="request deadline"):
-        hook.submit_training(request)
-    experiment = hook.submit_training(request)  # no fault: the upload itself is never cut by the deadline
+    big.write_bytes(b"Q: big?\nA: yes\n" * 400_000)  # 6 MB: 12 blocks
+    read = upload.MultipartBody.read
+
+    def slow_read(self: Any, size: int = -1) -> bytes:
+        # Nothing real makes a local disk slow on demand: each block takes 0.1 s, the body about 1.2 s.
+        time.sleep(0.1)
+        return read(self, size)
+
+    monkeypatch.setattr(upload.MultipartBody, "read", slow_read)
+    started = time.monotonic()
+    experiment = SestekHook(**FAST).submit_training("big-bot", "p", data_files=[big])
+    assert time.monotonic() - started > 1.0  # longer than the 0.5 s deadline
     assert experiment["name"] == "big-bot"
+    (train,) = [r for r in sestek_conn.requests if r.endpoint == "train"]
+    assert train.files[0].size == big.stat().st_size
+
+
+def test_upload_answer_is_bounded_by_the_deadline(
+    sestek_conn: SestekEmulator, monkeypatch: pytest.MonkeyPatch, faq: str
+) -> None:
+    """Once the body is sent, the answer has one request deadline; the error says the POST may have landed."""
+    monkeypatch.setenv("AIRFLOW_CONN_SESTEK_DEFAULT", connection_json(sestek_conn, timeout=1))
+    sestek_conn.add_fault(Fault(endpoint="train", kind="drip", delay=0.3, endless=True, when="after", count=1))
+    with pytest.raises(SestekTransportError, match="request deadline") as info:
+        SestekHook(**FAST).submit_training("faq-bot", "p", data_files=[faq])
+    assert info.value.maybe_sent is True  # the operator checks progress and attaches, never re-posts
+    assert sestek_conn.counters["trainings_created"] == 1
 
 
 # --- odd tokens and numbers -----------------------------------------------------------------------
@@ -190,7 +212,9 @@ def test_non_finite_percent_once_then_a_good_answer(trained: str, sestek_conn: S
 
 @pytest.mark.parametrize("side", ["sync", "async"])
 @pytest.mark.parametrize("status", [200, 201, 203])
-def test_any_2xx_is_success_in_both_transports(trained: str, sestek_conn: SestekEmulator, side: str, status: int) -> None:
+def test_any_2xx_is_success_in_both_transports(
+    trained: str, sestek_conn: SestekEmulator, side: str, status: int
+) -> None:
     body = json.dumps({"percent": 42, "trainingStatus": "Training", "inferenceStatus": None})
     sestek_conn.add_fault(Fault(endpoint="progress", kind="raw", status=status, raw_body=body, count=1))
     progress = PROGRESS[side](trained)
@@ -229,4 +253,3 @@ def test_wait_deadline_stops_retries(trained: str, sestek_conn: SestekEmulator) 
         SestekHook(**FAST).get_training_progress(trained, stop_at=time.time() + 2)
     assert time.monotonic() - started < 10  # not the 30 s Retry-After
     assert len([r for r in sestek_conn.requests if r.endpoint == "progress"]) == 1
-
