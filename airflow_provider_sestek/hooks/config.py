@@ -9,6 +9,7 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 from airflow_provider_sestek import api
@@ -172,5 +173,13 @@ class SestekConnectionConfig:
 
         :param kind: ``training`` or ``inference``.
         """
-        client_id, secret = self.credentials(kind)
-        return self.token_url, client_id, hashlib.sha256(secret.encode()).hexdigest()[:16]
+        return self._token_keys[kind]
+
+    @cached_property
+    def _token_keys(self) -> dict[str, tuple[str, str, str]]:
+        # Hashed once per connection, not on every poll of every trigger.
+        keys = {}
+        for kind in ("training", "inference"):
+            client_id, secret = self.credentials(kind)  # type: ignore[arg-type]
+            keys[kind] = (self.token_url, client_id, hashlib.sha256(secret.encode()).hexdigest()[:16])
+        return keys

@@ -14,8 +14,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.parse
-from collections.abc import Callable, Generator, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -340,6 +339,7 @@ class FlowRun(Generic[T]):
         self._held: dict[TokenKey, Releasable] = {}
         self.value: Any = None
         self.result: T
+        self._capture = _Capture(self)
 
     def __enter__(self) -> FlowRun[T]:
         return self
@@ -372,13 +372,9 @@ class FlowRun(Generic[T]):
             if lock is not None:
                 lock.release()
 
-    @contextmanager
-    def capture(self) -> Iterator[None]:
+    def capture(self) -> _Capture:
         """Around carrying out a step: a :class:`SestekError` is handed to the flow, not raised."""
-        try:
-            yield
-        except SestekError as exc:
-            self._error = exc
+        return self._capture
 
     def hold(self, step: Lock, lock: Releasable, acquired: bool = True) -> None:
         """
@@ -393,6 +389,24 @@ class FlowRun(Generic[T]):
                 f"Waited {step.timeout:g}s for another token request of this client to finish", maybe_sent=False
             )
         self._held[step.key] = lock
+
+
+class _Capture:
+    """:meth:`FlowRun.capture`, as a plain class: it wraps every step of every poll."""
+
+    __slots__ = ("_run",)
+
+    def __init__(self, run: FlowRun[Any]) -> None:
+        self._run = run
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> bool:
+        if isinstance(exc, SestekError):
+            self._run._error = exc
+            return True
+        return False
 
 
 class Releasable(Protocol):

@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.providers.common.compat.sdk import BaseHook
 
-from airflow_provider_sestek import api
+from airflow_provider_sestek import __version__, api
 from airflow_provider_sestek.exceptions import SestekApiError, SestekConfigError, SestekError, SestekValidationError
 from airflow_provider_sestek.hooks.config import ClientKind, SestekConnectionConfig
-from airflow_provider_sestek.hooks.flow import MAX_RESPONSE_BYTES, Call, CallFlow
+from airflow_provider_sestek.hooks.flow import MAX_RESPONSE_BYTES, Call, CallFlow, Flow
 from airflow_provider_sestek.hooks.retry import MAX_RETRY_AFTER, RetryPolicy
 from airflow_provider_sestek.hooks.tokens import TOKEN_CACHE, clear_token_cache
 from airflow_provider_sestek.hooks.transport_async import ASYNC_CLIENTS, AsyncTransport
@@ -94,6 +94,9 @@ class SestekHook(BaseHook):
         self.retry_max_delay = retry_max_delay
         self.retry_deadline = retry_deadline
         self._config: SestekConnectionConfig | None = None
+        self._call_flow: CallFlow | None = None
+        self._progress_calls: dict[str, Call[api.TrainingProgress]] = {}
+        self._async_transport: AsyncTransport | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(sestek_conn_id={self.sestek_conn_id!r})"
@@ -158,13 +161,31 @@ class SestekHook(BaseHook):
         return RetryPolicy(self.retry_limit, self.retry_delay, self.retry_max_delay, self.retry_deadline)
 
     def _flow(self, config: SestekConnectionConfig) -> CallFlow:
-        return CallFlow(config, self.retry_policy, self.log, _user_agent(), self.max_response_bytes)
+        # Built once per hook: a trigger polls thousands of times with the same settings.
+        flow, policy = self._call_flow, self.retry_policy
+        if (
+            flow is None
+            or flow.config is not config
+            or flow.policy != policy
+            or flow.max_response_bytes != self.max_response_bytes
+        ):
+            flow = self._call_flow = CallFlow(config, policy, self.log, USER_AGENT, self.max_response_bytes)
+        return flow
+
+    def _progress_call(self, cfg: SestekConnectionConfig, model_id: str) -> Call[api.TrainingProgress]:
+        call = self._progress_calls.get(model_id)
+        if call is None:
+            api.validate_model_id(model_id)
+            url = api.progress_url(cfg.base_url, model_id)
+            call = Call("GET", url, "progress", lambda status, body: api.parse_progress_response(status, body, url))
+            self._progress_calls[model_id] = call
+        return call
 
     # --- sync calls (in the worker) ------------------------------------------------------------------
 
     @cached_property
     def _transport(self) -> SyncTransport:
-        return SyncTransport(_user_agent(), self.config.verify)
+        return SyncTransport(USER_AGENT, self.config.verify)
 
     def get_conn(self) -> requests.Session:
         """The requests session used for sync calls (proxies from the environment are honoured)."""
@@ -185,9 +206,8 @@ class SestekHook(BaseHook):
         :param model_id: the model id.
         :param stop_at: wall-clock time (epoch seconds) after which no retry starts (a wait's deadline).
         """
-        api.validate_model_id(model_id)
         cfg = self.config
-        return self._transport.run(self._flow(cfg).call(_progress_call(cfg, model_id), stop_at))
+        return self._transport.run(self._flow(cfg).call(self._progress_call(cfg, model_id), stop_at))
 
     def prepare_training(
         self,
@@ -334,9 +354,11 @@ class SestekHook(BaseHook):
         async with ASYNC_CLIENTS.lease():
             yield
 
-    async def _arun(self, flow_of: Any) -> Any:
-        cfg = await self.aconfig()
-        return await AsyncTransport(cfg.verify, self.async_max_connections).run(flow_of(self._flow(cfg)))
+    async def _arun(self, cfg: SestekConnectionConfig, flow: Flow[T]) -> T:
+        transport = self._async_transport
+        if transport is None:
+            transport = self._async_transport = AsyncTransport(cfg.verify, self.async_max_connections)
+        return await transport.run(flow)
 
     async def aget_token(self, kind: ClientKind = "training") -> str:
         """
@@ -344,8 +366,8 @@ class SestekHook(BaseHook):
 
         :param kind: ``training`` or ``inference``.
         """
-        token: str = await self._arun(lambda flow: flow.token(kind))
-        return token
+        cfg = await self.aconfig()
+        return await self._arun(cfg, self._flow(cfg).token(kind))
 
     async def aget_training_progress(self, model_id: str, *, stop_at: float | None = None) -> api.TrainingProgress:
         """
@@ -354,23 +376,11 @@ class SestekHook(BaseHook):
         :param model_id: the model id.
         :param stop_at: wall-clock time (epoch seconds) after which no retry starts (a wait's deadline).
         """
-        api.validate_model_id(model_id)
         cfg = await self.aconfig()
-        progress: api.TrainingProgress = await self._arun(
-            lambda flow: flow.call(_progress_call(cfg, model_id), stop_at)
-        )
-        return progress
+        return await self._arun(cfg, self._flow(cfg).call(self._progress_call(cfg, model_id), stop_at))
 
 
-def _progress_call(cfg: SestekConnectionConfig, model_id: str) -> Call[api.TrainingProgress]:
-    url = api.progress_url(cfg.base_url, model_id)
-    return Call("GET", url, "progress", lambda status, body: api.parse_progress_response(status, body, url))
-
-
-def _user_agent() -> str:
-    from airflow_provider_sestek import __version__
-
-    return f"airflow-provider-sestek/{__version__}"
+USER_AGENT = f"airflow-provider-sestek/{__version__}"
 
 
 __all__ = [

@@ -13,8 +13,6 @@ import asyncio
 import os
 import threading
 import weakref
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -83,32 +81,35 @@ class AsyncClients:
         self._proxies: dict[str, str | None] = {}
         self._lock = threading.Lock()
 
-    @asynccontextmanager
-    async def lease(self) -> AsyncIterator[LoopPool]:
+    def lease(self) -> _Lease:
         """
-        This loop's pool, kept open while the block runs; the last lease to end closes its sessions.
+        This loop's pool, kept open while the ``async with`` block runs; the last lease to end closes its
+        sessions.
 
         Every flow holds a lease, and so does a trigger for its whole wait: thousands of triggers share
         warm connections, while a loop with nothing in flight holds no session. An open session outliving
         its loop (``asyncio.run``, ``dag.test()``) cannot be closed any more and aiohttp reports it as
         unclosed at exit.
         """
+        return _Lease(self)
+
+    def _acquire(self) -> LoopPool:
         loop = asyncio.get_running_loop()
-        with self._lock:
-            pool = self._pools.get(loop)
-            if pool is None:
-                pool = self._pools[loop] = LoopPool()
+        pool = self._pools.get(loop)
+        if pool is None:
+            with self._lock:
+                pool = self._pools.setdefault(loop, LoopPool())
         pool.users += 1
-        try:
-            yield pool
-        finally:
-            pool.users -= 1
-            if pool.users == 0:
-                # Sessions, the semaphore and the locks hold their loop strongly, which would pin the weak key.
-                with self._lock:
-                    del self._pools[loop]
-                for client in pool.sessions.values():
-                    await client.close()
+        return pool
+
+    async def _release(self, pool: LoopPool) -> None:
+        pool.users -= 1
+        if pool.users == 0:
+            # Sessions, the semaphore and the locks hold their loop strongly, which would pin the weak key.
+            with self._lock:
+                del self._pools[asyncio.get_running_loop()]
+            for client in pool.sessions.values():
+                await client.close()
 
     def pools(self) -> int:
         """Event loops that have a pool now (for tests: finished loops must not be kept)."""
@@ -120,18 +121,37 @@ class AsyncClients:
 
         :param url: the request URL.
         """
+        # The origin without urlsplit: this runs on every poll of every trigger.
+        end = url.find("/", url.find("//") + 2)
+        origin = url if end == -1 else url[:end]
+        if origin in self._proxies:
+            return self._proxies[origin]
         import urllib.parse
         import urllib.request
 
         parts = urllib.parse.urlsplit(url)
-        origin = f"{parts.scheme}://{parts.netloc}"
-        if origin not in self._proxies:
-            proxies = urllib.request.getproxies_environment()
-            proxy = proxies.get(parts.scheme) or proxies.get("all")
-            if proxy and urllib.request.proxy_bypass(parts.hostname or ""):
-                proxy = None
-            self._proxies[origin] = proxy
-        return self._proxies[origin]
+        proxies = urllib.request.getproxies_environment()
+        proxy = proxies.get(parts.scheme) or proxies.get("all")
+        if proxy and urllib.request.proxy_bypass(parts.hostname or ""):
+            proxy = None
+        self._proxies[origin] = proxy
+        return proxy
+
+
+class _Lease:
+    """``async with`` a loop's pool; a plain class, since every poll of every trigger takes one."""
+
+    __slots__ = ("_clients", "_pool")
+
+    def __init__(self, clients: AsyncClients) -> None:
+        self._clients = clients
+
+    async def __aenter__(self) -> LoopPool:
+        self._pool = self._clients._acquire()
+        return self._pool
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._clients._release(self._pool)
 
 
 ASYNC_CLIENTS = AsyncClients()
@@ -218,27 +238,40 @@ class AsyncTransport:
         url = request.url
         client = pool.session(self.verify, self.max_connections)
         slots = pool.limit(self.max_connections)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         try:
-            # One deadline over waiting for a slot, connecting, sending and reading the whole answer:
-            # aiohttp's own timeouts bound only the wait between two bytes.
-            async with asyncio.timeout(request.timeout):
-                async with slots:
-                    timeout = aiohttp.ClientTimeout(total=None, sock_connect=request.connect_timeout)
-                    async with client.request(
-                        request.method,
-                        url,
-                        data=request.body,
-                        headers=request.headers,
-                        timeout=timeout,
-                        allow_redirects=False,
-                        proxy=ASYNC_CLIENTS.proxy_for(url),
-                    ) as response:
-                        body = BodyBuffer(request.limit, response.content_length)
-                        if not body.too_large:
-                            async for chunk in response.content.iter_chunked(64 * 1024):
-                                if not body.add(chunk):
-                                    break
-                        return body.reply(response.status, response.headers)
+            if slots.locked():
+                # Thousands of polls at once (a triggerer restart): the wait for a slot counts too.
+                async with asyncio.timeout(request.timeout):
+                    await slots.acquire()
+            else:
+                await slots.acquire()
+            try:
+                # aiohttp's total timeout covers connecting, sending and reading the whole body: one
+                # deadline, whatever the server drips (its sock_read would only bound gaps between bytes).
+                remaining = max(request.timeout - (loop.time() - started), 0.001)
+                timeout = aiohttp.ClientTimeout(total=remaining, sock_connect=request.connect_timeout)
+                async with client.request(
+                    request.method,
+                    url,
+                    data=request.body,
+                    headers=request.headers,
+                    timeout=timeout,
+                    allow_redirects=False,
+                    proxy=ASYNC_CLIENTS.proxy_for(url),
+                ) as response:
+                    length = response.content_length
+                    body = BodyBuffer(request.limit, length)
+                    if length is not None and not body.too_large:
+                        body.add(await response.read())  # a short answer in one go
+                    elif not body.too_large:
+                        async for chunk in response.content.iter_chunked(64 * 1024):
+                            if not body.add(chunk):
+                                break
+                    return body.reply(response.status, response.headers)
+            finally:
+                slots.release()
         except (aiohttp.ClientSSLError, aiohttp.ClientConnectorCertificateError) as exc:
             raise SestekTransportError(
                 f"TLS error talking to {url}: {describe_exception(exc)}. Set the connection extra 'verify' to the "
