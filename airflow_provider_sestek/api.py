@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
-from urllib.parse import SplitResult, quote, urljoin, urlsplit
+from urllib.parse import SplitResult, quote, quote_plus, urljoin, urlsplit
 
 from airflow_provider_sestek.exceptions import (
     SestekApiError,
@@ -254,6 +254,12 @@ def normalize_base_url(url: str | None, field_name: str = "host") -> str:
     parts = _split(url)
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
         raise SestekConfigError(field_name, f"{shown} is not an http(s) URL with a host name")
+    if any(char.isspace() or ord(char) < 32 or ord(char) == 127 for char in url):
+        raise SestekConfigError(field_name, f"{shown} contains white space or control characters")
+    if not _valid_hostname(parts.hostname):
+        raise SestekConfigError(
+            field_name, f"{shown} does not have a valid host name (labels of 1-63 characters, 253 in all)"
+        )
     if parts.username is not None or parts.password is not None:
         # requests would send it as Basic auth to every address, redirects included.
         raise SestekConfigError(
@@ -274,15 +280,29 @@ def _split(url: str) -> SplitResult | None:
     return parts
 
 
+def _valid_hostname(hostname: str) -> bool:
+    if ":" in hostname:  # an IPv6 literal; urlsplit has checked its brackets
+        return True
+    try:
+        ascii_name = hostname.encode("idna").decode("ascii")
+    except UnicodeError:
+        return False
+    labels = ascii_name.rstrip(".").split(".")
+    return len(ascii_name) <= 253 and all(0 < len(label) <= 63 for label in labels)
+
+
 def origin(url: str) -> str:
     """
-    ``scheme://host[:port]`` of a URL, without credentials: how messages name where a request went.
+    ``scheme://host[:port]`` of a URL, without credentials, path or query: how messages name where a
+    request went. What cannot be parsed is not echoed.
 
     :param url: an absolute URL.
     """
     parts = _split(url)
-    if parts is None or not parts.hostname:
-        return redact_url(url)
+    if parts is None:
+        return "an unparsable URL"
+    if not parts.hostname:
+        return f"{parts.scheme}:" if parts.scheme else "an unparsable URL"
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
     return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
 
@@ -421,7 +441,10 @@ def as_list(value: Any, field_name: str = "value") -> list[Any]:
     if value is None:
         return []
     if isinstance(value, bytes):
-        return [value.decode()]
+        try:
+            return [value.decode()]
+        except UnicodeDecodeError:
+            raise SestekValidationError(field_name, None, "bytes that are not UTF-8 text") from None
     if isinstance(value, str | os.PathLike):
         return [value]
     # A dict would give its keys; anything else iterable (an XCom sequence of a mapped task) is a list.
@@ -511,7 +534,7 @@ def inference_body(
 def _decode_json(method: str, endpoint: str, status: int, body: bytes) -> Any:
     try:
         return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise SestekApiError(
             method=method, endpoint=endpoint, status=status, message=f"response is not JSON: {_snippet(body)}"
         ) from None
@@ -540,7 +563,7 @@ def parse_token(status: int, body: bytes, endpoint: str, now: float | None = Non
     """
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         data = None
     if not isinstance(data, dict):
         # Unreadable (cut off, garbled by a proxy): worth asking again like any such answer. No snippet of
@@ -700,6 +723,49 @@ def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) ->
     return max(0.0, when.timestamp() - now)
 
 
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """
+    ``text`` with every secret replaced by ``***``, as it is and in its URL-encoded forms (a server that
+    echoes the rejected form body or request headers in its error page must not put them in our messages).
+
+    :param text: the text.
+    :param secrets: the secrets (client secrets, the bearer token sent).
+    """
+    for secret in secrets:
+        if len(secret) < 4:
+            continue
+        for form in {secret, quote(secret, safe=""), quote_plus(secret)}:
+            text = text.replace(form, "***")
+    return text
+
+
+def without_secrets(exc: Exception, secrets: Sequence[str]) -> Exception:
+    """
+    ``exc``, or a copy of it whose texts quote none of ``secrets`` (see :func:`redact`).
+
+    :param exc: an error built from a server's answer.
+    :param secrets: the secrets.
+    """
+    text = str(exc)
+    if redact(text, secrets) == text:
+        return exc
+    if isinstance(exc, SestekApiError):
+        clean = type(exc)(
+            method=exc.method,
+            endpoint=exc.endpoint,
+            status=exc.status,
+            message=redact(exc.message, secrets),
+            code=redact(exc.code, secrets) if exc.code else None,
+            details=redact(exc.details, secrets) if exc.details else None,
+            validation_errors=[(redact(m, secrets), members) for m, members in exc.validation_errors],
+            retry_after=exc.retry_after,
+        )
+        return clean
+    if isinstance(exc, SestekAuthError):
+        return SestekAuthError(redact(text, secrets), status=exc.status)
+    return exc
+
+
 def error_from_response(
     method: str, endpoint: str, status: int, headers: Mapping[str, str], body: bytes, *, inference: bool = False
 ) -> Exception:
@@ -723,7 +789,7 @@ def error_from_response(
     validation: list[tuple[str, list[str]]] = []
     try:
         data = json.loads(body) if body.strip() else None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         data = None
     if isinstance(data, dict):
         error = data.get("error")
@@ -795,7 +861,7 @@ def redirect_error(method: str, endpoint: str, status: int, location: str | None
     try:
         target = origin(urljoin(endpoint, location.strip())) if location else None
     except ValueError:
-        target = "an unparsable Location"
+        target = "an unparsable URL"
     if target is None:
         where = "without a Location"
     else:

@@ -20,6 +20,8 @@ ClientKind = Literal["training", "inference"]
 DEFAULT_CONNECT_TIMEOUT = 10.0
 #: Total deadline of one request unless the connection's ``timeout`` extra says otherwise.
 DEFAULT_TIMEOUT = 60.0
+#: Longest request deadline accepted.
+MAX_TIMEOUT = 86_400.0
 
 
 def _truthy(value: Any) -> bool:
@@ -31,6 +33,8 @@ def _truthy(value: Any) -> bool:
 def _timeout(raw: Any) -> float:
     if raw is None:
         return DEFAULT_TIMEOUT
+    if isinstance(raw, bool):  # JSON true would read as 1 second
+        raise SestekConfigError("timeout", f"{raw!r} is not a number of seconds")
     try:
         seconds = float(raw)
     except (TypeError, ValueError, OverflowError):
@@ -38,6 +42,10 @@ def _timeout(raw: Any) -> float:
     # "nan" and "inf" parse as floats but would make every deadline meaningless.
     if not math.isfinite(seconds) or seconds <= 0:
         raise SestekConfigError("timeout", f"{raw!r} must be a positive, finite number of seconds")
+    if seconds > MAX_TIMEOUT:
+        # Socket and lock timeouts overflow the platform's time_t long before "infinite"; one request
+        # waiting a day is already a hung request.
+        raise SestekConfigError("timeout", f"{raw!r} is more than {MAX_TIMEOUT:g} seconds (one day)")
     return seconds
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 from airflow_provider_sestek import api
-from airflow_provider_sestek.exceptions import SestekError, SestekTransportError
+from airflow_provider_sestek.exceptions import SestekApiError, SestekAuthError, SestekError, SestekTransportError
 from airflow_provider_sestek.hooks.config import ClientKind, SestekConnectionConfig
 from airflow_provider_sestek.hooks.retry import Retries, RetryPolicy
 from airflow_provider_sestek.hooks.tokens import TOKEN_CACHE, TokenCache, TokenKey
@@ -201,7 +201,9 @@ class CallFlow:
                     self.cache.invalidate(self.config.token_key(call.kind), token)
                     refreshed = True
                     continue
-                return self.outcome(call.method, call.url, reply, call.parse, inference=call.kind == "inference")
+                return self.outcome(
+                    call.method, call.url, reply, call.parse, inference=call.kind == "inference", token=token
+                )
             except SestekError as exc:
                 retries = retries or self.policy.start(call.endpoint, call.idempotent, self.log, stop_at)
                 yield Sleep(retries.after(exc))
@@ -267,25 +269,41 @@ class CallFlow:
         return Request(call.method, call.url, headers, body, cfg.timeout, cfg.connect_timeout, self.max_response_bytes)
 
     def outcome(
-        self, method: str, url: str, reply: Reply, parse: Callable[[int, bytes], T], *, inference: bool = False
+        self,
+        method: str,
+        url: str,
+        reply: Reply,
+        parse: Callable[[int, bytes], T],
+        *,
+        inference: bool = False,
+        token: str | None = None,
     ) -> T:
         """
-        The result of an answer, or the error it means.
+        The result of an answer, or the error it means (quoting none of the connection's secrets nor the
+        token sent, should the server echo them).
 
         :param method: HTTP method of the request.
         :param url: its URL.
         :param reply: the answer.
         :param parse: turns a 2xx into the result.
         :param inference: the call was an inference call (404/503 mean "not published").
+        :param token: the bearer token the request carried.
         """
         status = reply.status
         if reply.too_large:
             raise api.too_large_error(method, url, status, self.max_response_bytes)
         if 300 <= status < 400:
             raise api.redirect_error(method, url, status, reply.headers.get("Location"))
-        if 200 <= status < 300:
-            return parse(status, reply.body)
-        raise api.error_from_response(method, url, status, reply.headers, reply.body, inference=inference)
+        try:
+            if 200 <= status < 300:
+                return parse(status, reply.body)
+            raise api.error_from_response(method, url, status, reply.headers, reply.body, inference=inference)
+        except (SestekApiError, SestekAuthError) as exc:
+            secrets = [s for s in (self.config.client_secret, self.config.inference_client_secret, token) if s]
+            clean = api.without_secrets(exc, secrets)
+            if clean is exc:
+                raise
+            raise clean from None
 
 
 class BodyBuffer:

@@ -127,13 +127,12 @@ class AsyncClients:
         if origin in self._proxies:
             return self._proxies[origin]
         import urllib.parse
-        import urllib.request
 
-        parts = urllib.parse.urlsplit(url)
-        proxies = urllib.request.getproxies_environment()
-        proxy = proxies.get(parts.scheme) or proxies.get("all")
-        if proxy and urllib.request.proxy_bypass(parts.hostname or ""):
-            proxy = None
+        from requests.utils import get_environ_proxies
+
+        # requests' reading of the environment, so both transports agree (NO_PROXY with CIDR ranges too).
+        proxies = get_environ_proxies(url)
+        proxy = proxies.get(urllib.parse.urlsplit(url).scheme) or proxies.get("all")
         self._proxies[origin] = proxy
         return proxy
 

@@ -8,6 +8,7 @@ for ever: a watchdog shuts the socket down when the request's total deadline pas
 
 from __future__ import annotations
 
+import http.client
 import socket
 import threading
 import time
@@ -72,9 +73,25 @@ class _Deadline:
             self._timer = None
 
 
+class _FinalResponse(http.client.HTTPResponse):
+    """
+    An answer that skips interim ones (``102 Processing``, ``103 Early Hints``) as HTTP requires;
+    http.client skips only ``100 Continue`` and would take the others for the final answer.
+    """
+
+    def _read_status(self) -> tuple[str, int, str]:
+        while True:
+            version, status, reason = super()._read_status()  # type: ignore[misc]
+            if not 102 <= status < 200:
+                return version, status, reason
+            http.client._read_headers(self.fp)  # type: ignore[attr-defined]
+
+
 def _deadline_connection(base: type[Any]) -> type[Any]:
     class DeadlineConnection(base):  # type: ignore[misc, valid-type]
         """A urllib3 connection that arms the current request's deadline when it awaits the answer."""
+
+        response_class = _FinalResponse
 
         def getresponse(self, *args: Any, **kwargs: Any) -> Any:
             deadline: _Deadline | None = getattr(_current, "deadline", None)
@@ -113,7 +130,13 @@ def _session(user_agent: str) -> requests.Session:
             manager.pool_classes_by_scheme = pools
             return manager
 
-    session = requests.Session()
+    class NoRedirectSession(requests.Session):
+        def get_redirect_target(self, resp: requests.Response) -> None:
+            # Redirects are reported by the flow, never followed; without this, requests still parses
+            # Location (raising raw errors on odd ones) to prepare a next request it will not send.
+            return None
+
+    session = NoRedirectSession()
     session.headers["User-Agent"] = user_agent
     for prefix in ("http://", "https://"):
         session.mount(prefix, DeadlineAdapter())

@@ -12,6 +12,7 @@ import io
 import mimetypes
 import os
 import re
+import stat
 import urllib.parse
 import urllib.request
 from collections.abc import Sequence
@@ -84,7 +85,16 @@ class DataFile:
 
             handle: IO[bytes] = ObjectStoragePath(self.location).open("rb")  # type: ignore[no-untyped-call]
             return handle
-        return open(self.location, "rb")
+        # Non-blocking open: a FIFO put in the file's place would block open() until a writer comes.
+        fd = os.open(self.location, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise SestekDataFileError(self.name, "is no longer a regular file (it was replaced during the upload)")
+            os.set_blocking(fd, True)
+        except BaseException:
+            os.close(fd)
+            raise
+        return os.fdopen(fd, "rb")
 
 
 @dataclass(frozen=True)
