@@ -26,6 +26,13 @@ from airflow_provider_sestek.hooks.retry import describe_exception
 #: Bytes read from a data file per block of a training upload (the HTTP client asks for 16 KiB).
 UPLOAD_BLOCK_SIZE = 512 * 1024
 
+_PROVIDERS = {
+    "s3": "pip install 'apache-airflow-providers-amazon[s3fs]'",
+    "gs": "pip install apache-airflow-providers-google",
+    "gcs": "pip install apache-airflow-providers-google",
+    "abfs": "pip install apache-airflow-providers-microsoft-azure",
+    "az": "pip install apache-airflow-providers-microsoft-azure",
+}
 _URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
@@ -182,6 +189,13 @@ def _check_remote(field_name: str, location: str, shown: str, scheme: str) -> Da
 
     try:
         path = ObjectStoragePath(location)
+    except ImportError as exc:
+        raise SestekValidationError(
+            field_name, shown, f"{scheme}:// needs a filesystem package: {_install_hint(scheme, exc)}"
+        ) from None
+    except ValueError:  # "Unsupported filesystem" (Airflow 3)
+        raise _no_filesystem(field_name, shown, scheme) from None
+    try:
         exists, is_file = path.exists(), path.is_file()
         size = path.stat().st_size if is_file else 0
     except ImportError as exc:
@@ -189,12 +203,8 @@ def _check_remote(field_name: str, location: str, shown: str, scheme: str) -> Da
             field_name, shown, f"{scheme}:// needs a filesystem package: {_install_hint(scheme, exc)}"
         ) from None
     except ValueError as exc:
-        if "Unsupported filesystem" in str(exc) or "Protocol not known" in str(exc):
-            raise SestekValidationError(
-                field_name,
-                shown,
-                f"no filesystem is known for {scheme}:// (give a local path or an object-storage URL)",
-            ) from None
+        if "No filesystem registered" in str(exc):  # Airflow 2.11 finds out only here
+            raise _no_filesystem(field_name, shown, scheme) from None
         raise SestekValidationError(field_name, shown, f"cannot be read: {describe_exception(exc)}") from None
     except Exception as exc:  # credentials, network, permissions: whatever the filesystem package raises
         raise SestekValidationError(field_name, shown, f"cannot be read: {describe_exception(exc)}") from None
@@ -206,14 +216,32 @@ def _check_remote(field_name: str, location: str, shown: str, scheme: str) -> Da
     return DataFile(name, location, _content_type(name), remote=True, size=int(size))
 
 
-def _install_hint(scheme: str, exc: ImportError) -> str:
+def _no_filesystem(field_name: str, shown: str, scheme: str) -> SestekValidationError:
+    """The error for a scheme no filesystem serves: a package to install when fsspec knows the scheme."""
+    try:
+        from fsspec.registry import known_implementations
+    except ImportError:  # pragma: no cover - fsspec comes with Airflow
+        known_implementations = {}
+    if scheme in known_implementations:
+        return SestekValidationError(
+            field_name, shown, f"{scheme}:// needs a filesystem package: {_install_hint(scheme, None)}"
+        )
+    return SestekValidationError(
+        field_name, shown, f"no filesystem is known for {scheme}:// (give a local path or an object-storage URL)"
+    )
+
+
+def _install_hint(scheme: str, exc: ImportError | None) -> str:
     """What to install for a URL scheme, in fsspec's own words when it knows the scheme."""
     try:
         from fsspec.registry import known_implementations
     except ImportError:  # pragma: no cover - fsspec comes with Airflow
         known_implementations = {}
     known = known_implementations.get(scheme, {})
-    return str(known.get("err") or exc or f"install the fsspec implementation of {scheme}")
+    hint = str(known.get("err") or exc or f"install the fsspec implementation of {scheme}")
+    # Airflow serves object-storage schemes through providers; name the one for the common clouds.
+    provider = _PROVIDERS.get(scheme)
+    return f"{hint} ({provider})" if provider else hint
 
 
 def _content_type(name: str) -> str:
