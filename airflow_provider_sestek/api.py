@@ -503,10 +503,12 @@ def inference_body(
 
     :param queries: the questions.
     :param prompt: optional instructions.
-    :param chat_history: list of ``[user, assistant]`` message pairs, shared by every query.
+    :param chat_history: list of ``[user, assistant]`` message pairs, shared by every query (a JSON string,
+        as a rendered template gives, is parsed first); see :func:`chat_history_pairs`.
     :param use_semantic_cache: let the server answer from its semantic cache.
     :param semantic_cache_threshold: similarity needed for a cache hit (0-1).
     """
+    history = chat_history_pairs(chat_history)
     if not queries:
         raise SestekValidationError("queries", list(queries), "at least one question is required")
     for i, query in enumerate(queries):
@@ -516,7 +518,7 @@ def inference_body(
         raise SestekValidationError("semantic_cache_threshold", semantic_cache_threshold, "must be between 0 and 1")
     inputs = []
     for query in queries:
-        item: dict[str, Any] = {"query": query, "chat_history": [list(pair) for pair in (chat_history or [])]}
+        item: dict[str, Any] = {"query": query, "chat_history": history}
         if use_semantic_cache is not None:
             item["use_semantic_cache"] = bool(use_semantic_cache)
         if semantic_cache_threshold is not None:
@@ -526,6 +528,53 @@ def inference_body(
     if prompt:
         body["prompt"] = prompt
     return body
+
+
+_PAIR_RULE = 'must be a [user, assistant] pair of {"role", "content"} messages'
+_HISTORY_RULE = 'must be a list of [user, assistant] pairs of {"role", "content"} messages'
+
+
+def chat_history_pairs(chat_history: Any) -> list[list[dict[str, str]]]:
+    """
+    Check ``chat_history`` and return it as the API wants it: a list of ``[user, assistant]`` pairs, each
+    message a ``{"role", "content"}`` dict with the role ``user`` first and ``assistant`` second.
+
+    A string is parsed as JSON first (a templated value is rendered to a string). Anything else (a flat list
+    of messages, a dict, a pair of three) raises instead of being sent garbled.
+
+    :param chat_history: ``None``, a list of pairs, or its JSON text.
+    :raises SestekValidationError: naming ``chat_history`` (or the offending item) and the rule.
+    """
+    if chat_history is None:
+        return []
+    if isinstance(chat_history, str):
+        if not chat_history.strip():
+            return []
+        try:
+            chat_history = json.loads(chat_history)
+        except ValueError:
+            raise SestekValidationError(
+                "chat_history", None, f"given as a string it must be JSON text; the value {_HISTORY_RULE}"
+            ) from None
+    if isinstance(chat_history, str | bytes | Mapping) or not isinstance(chat_history, Sequence):
+        raise SestekValidationError("chat_history", None, f"{_HISTORY_RULE}, not a {type(chat_history).__name__}")
+    pairs: list[list[dict[str, str]]] = []
+    for i, pair in enumerate(chat_history):
+        if isinstance(pair, str | bytes | Mapping) or not isinstance(pair, Sequence) or len(pair) != 2:
+            raise SestekValidationError(f"chat_history[{i}]", None, f"{_PAIR_RULE}, not {type(pair).__name__}")
+        messages = []
+        for j, (message, role) in enumerate(zip(pair, ("user", "assistant"), strict=True)):
+            if (
+                not isinstance(message, Mapping)
+                or message.get("role") != role
+                or not isinstance(message.get("content"), str)
+            ):
+                raise SestekValidationError(
+                    f"chat_history[{i}][{j}]", None, f'must be {{"role": "{role}", "content": "<text>"}}'
+                )
+            messages.append({"role": role, "content": message["content"]})
+        pairs.append(messages)
+    return pairs
 
 
 # --- responses ------------------------------------------------------------------------------------
@@ -681,6 +730,28 @@ def parse_inference(status: int, body: bytes, endpoint: str) -> list[dict[str, A
             message=f"inference response lacks a result list: {data!r:.120}",
         )
     return [r if isinstance(r, dict) else {"answer": r} for r in result]
+
+
+def check_inference_results(questions: int, results: Sequence[Any], endpoint: str) -> None:
+    """
+    The inference API answers one result per input, in order: anything else cannot be matched to the
+    questions and is an error (never truncated or padded).
+
+    :param questions: how many questions were sent.
+    :param results: the parsed results.
+    :param endpoint: URL, for the message.
+    :raises SestekApiError: naming both counts.
+    """
+    if len(results) != questions:
+        raise SestekApiError(
+            method="POST",
+            endpoint=endpoint,
+            status=200,
+            message=(
+                f"inference answered {len(results)} result(s) for {questions} question(s); "
+                "expected exactly one result per question"
+            ),
+        )
 
 
 # --- errors ---------------------------------------------------------------------------------------

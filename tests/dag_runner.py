@@ -29,7 +29,7 @@ class RunResult:
         return self.xcom.get("return_value")
 
 
-def run_dag_file(dag_id: str, build: Callable[[], Any]) -> Any:
+def run_dag_file(dag_id: str, build: Callable[[], Any], **test_kwargs: Any) -> Any:
     """
     Put a DAG where the DAG bundle finds it (Airflow 3's dag.test() needs that), run ``dag.test()``
     in-process (a deferred task's trigger runs inline) and return the DagRun.
@@ -43,20 +43,28 @@ def run_dag_file(dag_id: str, build: Callable[[], Any]) -> Any:
         f"    dag = FACTORIES[{dag_id!r}]()\n"
     )
     try:
-        return build().test()
+        return build().test(**test_kwargs)
     finally:
         path.unlink()
         FACTORIES.pop(dag_id, None)
 
 
-def run_task(factory: Callable[[], Any], *, dag_kwargs: dict[str, Any] | None = None) -> RunResult:
+def run_task(
+    factory: Callable[[], Any],
+    *,
+    dag_kwargs: dict[str, Any] | None = None,
+    dag_id: str | None = None,
+    test_kwargs: dict[str, Any] | None = None,
+) -> RunResult:
     """
     Build ``factory()`` (one operator, task_id ``under_test``) into a DAG with a collector downstream, run it
-    with ``dag.test()``, and report the states and the XCom the task pushed.
+    with ``dag.test()``, and report the states and the XCom the task pushed. The same ``dag_id`` and
+    ``test_kwargs={"logical_date": ...}`` twice run the same DAG run again (``dag.test()`` clears its tasks
+    first, like ``airflow tasks clear``).
     """
     from airflow.providers.common.compat.sdk import DAG, task
 
-    dag_id = f"t_{uuid.uuid4().hex[:10]}"
+    dag_id = dag_id or f"t_{uuid.uuid4().hex[:10]}"
 
     def build() -> Any:
         with DAG(
@@ -76,6 +84,6 @@ def run_task(factory: Callable[[], Any], *, dag_kwargs: dict[str, Any] | None = 
             op >> collect()
         return dag
 
-    dag_run = run_dag_file(dag_id, build)
+    dag_run = run_dag_file(dag_id, build, **(test_kwargs or {}))
     states = {ti.task_id: str(getattr(ti.state, "value", ti.state)) for ti in dag_run.get_task_instances()}
     return RunResult(str(getattr(dag_run.state, "value", dag_run.state)), states, _COLLECTED.pop(dag_id, {}))

@@ -180,7 +180,9 @@ def test_retryable_statuses() -> None:
 
 
 def test_inference_body_and_validation() -> None:
-    body = api.inference_body(["q1", "q2"], "be brief", [[{"role": "user", "content": "hi"}]], True, 0.9)
+    pair = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
+    body = api.inference_body(["q1", "q2"], "be brief", [pair], True, 0.9)
+    assert body["inputs"][1]["chat_history"] == [pair]
     assert body["prompt"] == "be brief" and len(body["inputs"]) == 2
     assert body["inputs"][0]["semantic_cache_threshold"] == 0.9
     with pytest.raises(SestekValidationError, match="semantic_cache_threshold"):

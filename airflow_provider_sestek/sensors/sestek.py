@@ -11,8 +11,11 @@ from airflow.providers.common.compat.sdk import AirflowSensorTimeout, BaseSensor
 
 from airflow_provider_sestek.exceptions import SestekError
 from airflow_provider_sestek.hooks.sestek import SestekHook
-from airflow_provider_sestek.operators.sestek import default_deferrable
-from airflow_provider_sestek.waiting import ProgressWatcher, raise_for_outcome
+from airflow_provider_sestek.operators._common import default_deferrable, defer_timeout
+from airflow_provider_sestek.waiting import ProgressWatcher, WaitOutcome, raise_for_outcome
+
+#: Key in the task state store holding the failed polls in a row (survives reschedules on Airflow 3.3+).
+FAILURES_KEY = "sestek_sensor_failures"
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -32,7 +35,11 @@ class SestekTrainingSensor(BaseSensorOperator):
     :param wait_for_inference: after ``Completed`` keep polling until the inference endpoint is Running
         (polling is what publishes the model).
     :param deferrable: wait in the triggerer; defaults to ``[operators] default_deferrable``.
-    :param max_consecutive_failures: failed polls in a row tolerated before the sensor fails.
+    :param max_consecutive_failures: failed polls in a row tolerated before the sensor fails. The count
+        survives reschedules: on Airflow 3.3+ it lives in the task state store (per try, so a retry starts
+        from zero); on older Airflow a poke in ``reschedule`` mode retries a failing poll itself, up to the
+        limit, ``poke_interval`` apart, before it gives the worker slot back. The deferrable mode hands the
+        remaining count to the trigger.
     :return: ``{"model_id", "training_status", "inference_status", "percent"}``.
     """
 
@@ -75,15 +82,25 @@ class SestekTrainingSensor(BaseSensorOperator):
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
         """One progress poll; transient failures count against ``max_consecutive_failures``."""
-        try:
-            outcome = self._watcher.on_progress(self.hook.get_training_progress(self.model_id))
-        except SestekError as exc:
-            outcome = self._watcher.on_error(exc)
+        counter = _FailureCounter(context, self._watcher)
+        outcome = self._poll_once()
+        # Reschedule mode builds a new operator (and watcher) for every poke: without a state store to
+        # carry the count over, the poke itself retries a failing poll up to the limit.
+        while outcome is None and counter.store is None and self.mode == "reschedule" and self._watcher.failures:
+            time.sleep(float(self.poke_interval))
+            outcome = self._poll_once()
+        counter.save()
         if outcome is None:
             return False
         return PokeReturnValue(
             is_done=True, xcom_value=raise_for_outcome(self.model_id, outcome.to_event(self.model_id))
         )
+
+    def _poll_once(self) -> WaitOutcome | None:
+        try:
+            return self._watcher.on_progress(self.hook.get_training_progress(self.model_id))
+        except SestekError as exc:
+            return self._watcher.on_error(exc)
 
     def execute(self, context: Context) -> Any:
         """Poke (or reschedule) normally; in deferrable mode poke once, then hand the wait to the triggerer."""
@@ -95,19 +112,23 @@ class SestekTrainingSensor(BaseSensorOperator):
         first = self.poke(context)
         if isinstance(first, PokeReturnValue):
             return first.xcom_value
-        from airflow_provider_sestek.triggers.sestek import SestekTrainingTrigger
+        from airflow_provider_sestek.triggers.sestek import SestekTrainingTrigger, request_deadline
 
         timeout = float(self.timeout) if self.timeout is not None else None
+        end_time = time.time() + timeout if timeout is not None else None
+        poll_interval = float(self.poke_interval)
         self.defer(
             trigger=SestekTrainingTrigger(
                 model_id=self.model_id,
                 sestek_conn_id=self.sestek_conn_id,
-                poll_interval=float(self.poke_interval),
-                end_time=time.time() + timeout if timeout is not None else None,
+                poll_interval=poll_interval,
+                end_time=end_time,
                 wait_for_inference=self.wait_for_inference,
-                max_consecutive_failures=self.max_consecutive_failures,
+                # The failures of the first poke count too: the trigger gets what is left.
+                max_consecutive_failures=max(self.max_consecutive_failures - self._watcher.failures, 1),
             ),
             method_name="execute_complete",
+            timeout=defer_timeout(end_time, poll_interval, request_deadline(poll_interval)),
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -120,6 +141,33 @@ class SestekTrainingSensor(BaseSensorOperator):
         if isinstance(event, dict) and event.get("status") == "timeout":
             raise AirflowSensorTimeout(str(event.get("message")))
         return raise_for_outcome(self.model_id, event)
+
+
+class _FailureCounter:
+    """
+    Carry the watcher's failure count over pokes in the task state store, per try (a retry starts afresh).
+
+    :param context: the task context (``task_state_store`` exists on Airflow 3.3+).
+    :param watcher: the sensor's watcher, whose ``failures`` is loaded now and saved by :meth:`save`.
+    """
+
+    def __init__(self, context: Context, watcher: ProgressWatcher) -> None:
+        self.store = context.get("task_state_store")
+        self.watcher = watcher
+        ti = context.get("ti")
+        self.try_number = int(getattr(ti, "try_number", 0) or 0)
+        self.loaded = watcher.failures
+        if self.store is not None:
+            value = self.store.get(FAILURES_KEY)
+            failures = value.get("failures") if isinstance(value, dict) else None
+            same_try = isinstance(value, dict) and value.get("try_number") == self.try_number
+            self.loaded = failures if same_try and isinstance(failures, int) else 0
+            watcher.failures = self.loaded
+
+    def save(self) -> None:
+        """Store the count when it changed."""
+        if self.store is not None and self.watcher.failures != self.loaded:
+            self.store.set(FAILURES_KEY, {"try_number": self.try_number, "failures": self.watcher.failures})
 
 
 __all__ = ["SestekTrainingSensor"]

@@ -12,6 +12,15 @@ from airflow_provider_sestek.hooks.sestek import SestekHook
 from airflow_provider_sestek.waiting import DEFAULT_MAX_CONSECUTIVE_FAILURES, ProgressWatcher, WaitOutcome
 
 
+def request_deadline(poll_interval: float) -> float:
+    """
+    The longest one poll of the trigger may take, its in-poll retries included (the hook's ``retry_deadline``).
+
+    :param poll_interval: seconds between polls.
+    """
+    return max(30.0, float(poll_interval))
+
+
 class SestekTrainingTrigger(BaseTrigger):
     """
     Poll a training's progress until it is trained (and, by default, published), failed or past its deadline.
@@ -73,7 +82,7 @@ class SestekTrainingTrigger(BaseTrigger):
             retry_limit=2,
             retry_delay=min(1.0, self.poll_interval),
             retry_max_delay=10.0,
-            retry_deadline=max(30.0, self.poll_interval),
+            retry_deadline=request_deadline(self.poll_interval),
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:

@@ -225,6 +225,13 @@ def test_triggerer_killed_while_deferred(deployment: Deployment, first_runs: Fir
     wait_for("the triggerer to poll", lambda: emulator.state()["counters"]["progress_polls"] > first_polls, 60)
     (row,) = deployment.triggers()
     assert row["triggerer_id"] is not None, row
+    # Airflow's own backstop: the example's 6 h timeout + one poll interval + one request deadline.
+    db = airflow.home / "airflow.db"
+    with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)) as conn:
+        (trigger_timeout,) = conn.execute(
+            "SELECT trigger_timeout FROM task_instance WHERE run_id = ? AND task_id = 'train'", (run_id,)
+        ).fetchone()
+    assert trigger_timeout is not None, "defer() must carry a timeout derived from the deadline"
     old, _new = airflow.replace("triggerer", kill=True)
     assert not old.alive()
     killed_at = time.monotonic()

@@ -1,0 +1,76 @@
+"""Helpers shared by the Sestek operators and the sensor: defaults, argument checks, the sync wait loop."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import Any
+
+from airflow.providers.common.compat.sdk import conf
+
+from airflow_provider_sestek.exceptions import SestekError, SestekValidationError
+from airflow_provider_sestek.hooks.sestek import SestekHook
+from airflow_provider_sestek.waiting import ProgressWatcher, raise_for_outcome
+
+
+def default_deferrable() -> bool:
+    """``[operators] default_deferrable`` (False when unset)."""
+    return bool(conf.getboolean("operators", "default_deferrable", fallback=False))
+
+
+def seconds(value: float | timedelta | None, field: str) -> float | None:
+    """
+    A duration in seconds, or ``None``.
+
+    :param value: seconds or a timedelta.
+    :param field: the parameter name, for the error.
+    """
+    if value is None:
+        return None
+    number = value.total_seconds() if isinstance(value, timedelta) else value
+    if isinstance(number, bool) or not isinstance(number, int | float) or number < 0:
+        raise SestekValidationError(field, value, "must be a non-negative number of seconds or a timedelta")
+    return float(number)
+
+
+def check_poll_interval(value: Any) -> float:
+    """
+    :param value: the ``poll_interval`` argument.
+    :return: it as a float.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise SestekValidationError("poll_interval", value, "must be a positive number of seconds")
+    return float(value)
+
+
+def defer_timeout(end_time: float | None, poll_interval: float, request_deadline: float) -> timedelta | None:
+    """
+    The backstop ``defer(timeout=...)``: Airflow fails the task if the trigger has not answered by the
+    deadline plus one poll interval plus one request deadline (the trigger sends its own ``timeout`` event
+    at the deadline, with a clear message; this only catches a stuck trigger).
+
+    :param end_time: absolute deadline (epoch seconds) or ``None`` (no backstop).
+    :param poll_interval: seconds between polls.
+    :param request_deadline: longest time one poll may take, retries included.
+    """
+    if end_time is None:
+        return None
+    return timedelta(seconds=max(end_time - time.time(), 0.0) + poll_interval + request_deadline)
+
+
+def wait_sync(hook: SestekHook, watcher: ProgressWatcher) -> dict[str, Any]:
+    """
+    Poll in the worker until the watcher decides (the sync twin of the trigger's loop).
+
+    :param hook: the hook to poll with.
+    :param watcher: the waiting rules.
+    """
+    while True:
+        try:
+            outcome = watcher.on_progress(hook.get_training_progress(watcher.model_id))
+        except SestekError as exc:
+            outcome = watcher.on_error(exc)
+        outcome = outcome or watcher.check_deadline()
+        if outcome is not None:
+            return raise_for_outcome(watcher.model_id, outcome.to_event(watcher.model_id))
+        time.sleep(watcher.sleep_seconds())

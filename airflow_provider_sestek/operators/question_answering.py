@@ -1,0 +1,115 @@
+"""``SestekQuestionAnsweringOperator``: ask a published Generative-QA model one or more questions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import BaseOperator
+
+from airflow_provider_sestek import api
+from airflow_provider_sestek.exceptions import SestekError, SestekModelNotPublished, SestekValidationError
+from airflow_provider_sestek.hooks.sestek import SestekHook
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Context
+
+
+class SestekQuestionAnsweringOperator(BaseOperator):
+    """
+    Ask a published Sestek Generative-QA model one or more questions (uses the inference client).
+
+    Every input is checked before any request, and the answer must hold exactly one result per question.
+
+    :param model_id: the model id. (templated)
+    :param query: one question. (templated)
+    :param queries: several questions, answered in one call. (templated)
+    :param prompt: optional instructions for the model. (templated)
+    :param chat_history: a list of ``[user, assistant]`` pairs of ``{"role", "content"}`` messages giving
+        context, or its JSON text (what a template renders to). (templated)
+    :param use_semantic_cache: let the server answer from its semantic cache.
+    :param semantic_cache_threshold: similarity needed for a cache hit, 0-1.
+    :param sestek_conn_id: the Sestek connection. (templated)
+    :return: one dict per question: ``query``, ``answer``, ``standalone_question``, ``sources`` (file names).
+    :raises SestekValidationError: a bad ``chat_history``, query or threshold, before any request.
+    :raises SestekApiError: the server answered a different number of results than questions.
+    """
+
+    template_fields: Sequence[str] = ("model_id", "query", "queries", "prompt", "chat_history", "sestek_conn_id")
+    template_fields_renderers = {"queries": "json", "chat_history": "json"}
+    ui_color = "#dcfce7"
+
+    def __init__(
+        self,
+        *,
+        model_id: str,
+        query: str | None = None,
+        queries: Sequence[str] | None = None,
+        prompt: str | None = None,
+        chat_history: Sequence[Any] | str | None = None,
+        use_semantic_cache: bool | None = None,
+        semantic_cache_threshold: float | None = None,
+        sestek_conn_id: str = SestekHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.model_id = model_id
+        self.query = query
+        self.queries = queries
+        self.prompt = prompt
+        self.chat_history = chat_history
+        self.use_semantic_cache = use_semantic_cache
+        self.semantic_cache_threshold = semantic_cache_threshold
+        self.sestek_conn_id = sestek_conn_id
+
+    def execute(self, context: Context) -> list[dict[str, Any]]:
+        """Check the inputs, ask, check that every question got its answer, log and return the answers."""
+        api.validate_model_id(self.model_id)
+        questions = api.as_list(self.query) + api.as_list(self.queries)
+        if not questions:
+            raise SestekValidationError("query", None, "give query or queries")
+        # The whole body is built (and so checked) here, before the hook fetches a token.
+        api.inference_body(
+            questions, self.prompt, self.chat_history, self.use_semantic_cache, self.semantic_cache_threshold
+        )
+        hook = SestekHook(self.sestek_conn_id)
+        try:
+            response = hook.ask(
+                self.model_id,
+                questions,
+                prompt=self.prompt,
+                chat_history=api.chat_history_pairs(self.chat_history),
+                use_semantic_cache=self.use_semantic_cache,
+                semantic_cache_threshold=self.semantic_cache_threshold,
+            )
+        except SestekModelNotPublished as exc:
+            try:
+                state = hook.get_training_progress(self.model_id).describe()
+            except SestekError:
+                state = "unknown"
+            raise SestekModelNotPublished(
+                method=exc.method,
+                endpoint=exc.endpoint,
+                status=exc.status,
+                message=(
+                    f"model {self.model_id!r} is not published (training progress: {state}); train it with "
+                    f"SestekTrainOperator(wait_for_inference=True) first. Server said: {exc.message}"
+                ),
+            ) from exc
+        results = response["result"]
+        cfg = hook.config
+        endpoint = api.inference_url(cfg.base_url, cfg.tenant or "", self.model_id)
+        api.check_inference_results(len(questions), results, endpoint)
+        answers = []
+        for question, result in zip(questions, results, strict=True):
+            answer = {
+                "query": question,
+                "answer": result.get("answer"),
+                "standalone_question": result.get("standalone_question"),
+                "sources": [d.get("source") for d in result.get("docs") or [] if isinstance(d, dict)],
+            }
+            self.log.info(
+                "Q: %s\nA: %s (sources: %s)", question, answer["answer"], ", ".join(map(str, answer["sources"]))
+            )
+            answers.append(answer)
+        return answers

@@ -1,0 +1,456 @@
+"""``SestekTrainOperator``: submit a Generative-QA training (or attach to one) and wait until published."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from airflow.providers.common.compat.sdk import BaseHook, BaseOperator, mask_secret
+
+from airflow_provider_sestek import api
+from airflow_provider_sestek.exceptions import (
+    SestekApiError,
+    SestekTrainingInProgress,
+    SestekTransportError,
+    SestekValidationError,
+)
+from airflow_provider_sestek.hooks.sestek import SestekHook, TrainingRequest
+from airflow_provider_sestek.links.sestek import PORTAL_URL_XCOM_KEY, SestekModelLink, render_portal_url
+from airflow_provider_sestek.operators import _durable
+from airflow_provider_sestek.operators._common import (
+    check_poll_interval,
+    default_deferrable,
+    defer_timeout,
+    seconds,
+    wait_sync,
+)
+from airflow_provider_sestek.operators._mapping import guarded_partial, refuse_mapped_secret
+from airflow_provider_sestek.waiting import ProgressWatcher, raise_for_outcome, result_dict
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Context
+
+
+class SestekTrainOperator(BaseOperator):
+    """
+    Submit a Sestek Generative-QA training and (by default) wait until the model is trained and published.
+
+    Never starts a second training for one run of the task, and retrains when the task is run again after it
+    succeeded. With ``durable`` (Airflow 3.3+, the task state store) the task remembers its training:
+
+    ======================================================== ==================================================
+    situation                                                 what the task does
+    ======================================================== ==================================================
+    a retry (crash, failure, timeout); the training runs      attaches to it and waits
+    a retry; the training finished, the task never succeeded  returns that training's result, no new training
+    a clear or re-run of a task that succeeded with it        submits a new training with the current data
+    the stored training failed                                submits a new training
+    ======================================================== ==================================================
+
+    Before submitting it also reads the model's progress and attaches to a training of the same model id
+    that is still running (the server would refuse a second one). A submit whose outcome is unknown (dropped
+    connection, gateway error, unreadable answer) ends in attaching or in exactly one more submit: the
+    progress is read again, tolerating "not found" for a few polls, and a "still in progress" answer
+    attaches.
+
+    The public API has no cancel call: a timeout or a task kill leaves the training running on Sestek.
+
+    :param model_id: model id: lowercase a-z, digits and ``-``, not starting or ending with ``-``, at most
+        63 characters. Re-using an id retrains that model and keeps its inference endpoint. (templated)
+    :param project_name: Sestek project name. (templated)
+    :param data_files: a path or list of paths of training files; local paths or object-storage URLs
+        (``s3://``, ``gs://``, ``file://``) that Airflow's ``ObjectStoragePath`` understands. (templated)
+    :param data_urls: a URL or list of http(s) URLs Sestek downloads the training data from. (templated)
+    :param callback_conn_id: connection holding the callback settings: host = callback URL, login/password =
+        client id/secret, extra ``identity_url`` = callback token service. The recommended way.
+    :param callback_address: URL Sestek notifies on "train failed" / "train success". (templated)
+    :param callback_identity_address: token service Sestek authenticates against for the callback. (templated)
+    :param callback_client_id: client id for that token service. (templated)
+    :param callback_client_secret: its secret; never templated, masked in logs, refused in ``partial()`` and
+        ``expand()`` (mapped arguments are serialized). Prefer ``callback_conn_id``.
+    :param sestek_conn_id: the Sestek connection. (templated)
+    :param wait_for_completion: wait for the training to finish; ``False`` returns right after submit.
+    :param wait_for_inference: after ``Completed`` keep polling until the inference endpoint is Running
+        (polling is what publishes the model).
+    :param poll_interval: seconds between progress polls.
+    :param timeout: longest wait, in seconds or as a timedelta; ``None`` waits forever.
+    :param deferrable: wait in the triggerer, freeing the worker slot; defaults to
+        ``[operators] default_deferrable``.
+    :param max_consecutive_failures: failed polls in a row tolerated while waiting.
+    :param durable: remember the training in the task state store (Airflow 3.3+) and follow the table above,
+        as ``ResumableJobMixin`` does; ``False`` neither reads nor writes the store: every run submits.
+    :return: ``{"model_id", "training_status", "inference_status", "percent"}``; ``model_id`` is also
+        pushed to XCom under key ``model_id`` right after submit.
+    """
+
+    template_fields: Sequence[str] = (
+        "model_id",
+        "project_name",
+        "data_files",
+        "data_urls",
+        "callback_address",
+        "callback_identity_address",
+        "callback_client_id",
+        "sestek_conn_id",
+    )
+    template_fields_renderers = {"data_files": "json", "data_urls": "json"}
+    ui_color = "#dbeafe"
+    operator_extra_links = (SestekModelLink(),)
+    #: Progress looks (``poll_interval`` apart) after a submit of unknown outcome before submitting again: the
+    #: progress endpoint may answer 404 for a moment after a training was created.
+    unknown_submit_looks = 3
+
+    def __init__(
+        self,
+        *,
+        model_id: str,
+        project_name: str,
+        data_files: str | Sequence[str] | None = None,
+        data_urls: str | Sequence[str] | None = None,
+        callback_conn_id: str | None = None,
+        callback_address: str | None = None,
+        callback_identity_address: str | None = None,
+        callback_client_id: str | None = None,
+        callback_client_secret: str | None = None,
+        sestek_conn_id: str = SestekHook.default_conn_name,
+        wait_for_completion: bool = True,
+        wait_for_inference: bool = True,
+        poll_interval: float = 30,
+        timeout: float | timedelta | None = None,
+        deferrable: bool | None = None,
+        max_consecutive_failures: int = 10,
+        durable: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.model_id = model_id
+        self.project_name = project_name
+        self.data_files = data_files
+        self.data_urls = data_urls
+        self.callback_conn_id = callback_conn_id
+        self.callback_address = callback_address
+        self.callback_identity_address = callback_identity_address
+        self.callback_client_id = callback_client_id
+        # Private and never templated: a secret must not reach rendered fields or the serialized DAG.
+        self._callback_client_secret = callback_client_secret
+        self.sestek_conn_id = sestek_conn_id
+        self.wait_for_completion = wait_for_completion
+        self.wait_for_inference = wait_for_inference
+        self.poll_interval = poll_interval
+        self.timeout = timeout
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
+        self.max_consecutive_failures = max_consecutive_failures
+        self.durable = durable
+        #: The rendered portal link, once known (read by :class:`SestekModelLink`).
+        self.sestek_portal_url: str | None = None
+
+    @classmethod
+    def partial(cls, **kwargs: Any) -> Any:  # type: ignore[override]
+        """
+        ``BaseOperator.partial``, refusing ``callback_client_secret`` here and in the ``expand()`` that follows.
+
+        :param kwargs: the partial arguments.
+        """
+        refuse_mapped_secret(kwargs, "partial")
+        partial = super().partial(**kwargs)  # type: ignore[misc]
+        partial.__class__ = guarded_partial(type(partial))
+        return partial
+
+    @cached_property
+    def hook(self) -> SestekHook:
+        """The hook on ``sestek_conn_id``."""
+        return SestekHook(self.sestek_conn_id)
+
+    # --- validation -------------------------------------------------------------------------------------
+
+    def _callback(self) -> api.CallbackConfig | None:
+        address, identity = self.callback_address, self.callback_identity_address
+        client_id, secret = self.callback_client_id, self._callback_client_secret
+        if self.callback_conn_id:
+            conn = BaseHook.get_connection(self.callback_conn_id)
+            host = conn.host or ""
+            address = address or (host if "://" in host or not host else f"https://{host}")
+            identity = identity or conn.extra_dejson.get("identity_url")
+            client_id = client_id or conn.login
+            secret = secret or conn.password
+        if secret:
+            mask_secret(secret)
+        if not address:
+            if identity or client_id or secret:
+                raise SestekValidationError(
+                    "callback_address", None, "is required when callback identity or client settings are given"
+                )
+            return None
+        return api.CallbackConfig(address, identity or None, client_id or None, secret or None)
+
+    def _prepare(self) -> tuple[TrainingRequest, float | None]:
+        """Validate every argument after templating; no Sestek call is made."""
+        check_poll_interval(self.poll_interval)
+        timeout = seconds(self.timeout, "timeout")
+        request = self.hook.prepare_training(
+            self.model_id, self.project_name, self.data_files, self.data_urls, self._callback()
+        )
+        # Touch the connection now so a misconfigured one fails before anything is sent.
+        _ = self.hook.config
+        return request, (time.time() + timeout if timeout is not None else None)
+
+    # --- submit or attach --------------------------------------------------------------------------------
+
+    def _progress_or_none(self) -> api.TrainingProgress | None:
+        """The model's progress, or ``None`` when the server does not know the model (404)."""
+        try:
+            return self.hook.get_training_progress(self.model_id)
+        except SestekApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def _look(self, looks: int) -> api.TrainingProgress | None:
+        """
+        The progress of a training believed to exist: "not found" is retried ``looks`` times in all,
+        ``poll_interval`` apart (the endpoint may not show a training created a moment ago).
+        """
+        for look in range(max(looks, 1)):
+            progress = self._progress_or_none()
+            if progress is not None:
+                return progress
+            if look + 1 < looks:
+                time.sleep(float(self.poll_interval))
+        return None
+
+    def _attach(self, progress: api.TrainingProgress, why: str) -> api.TrainingProgress:
+        self.log.info(
+            "Attaching to the training of model %s (%s) instead of submitting a second one: %s",
+            self.model_id,
+            progress.describe(),
+            why,
+        )
+        return progress
+
+    def _resume(self, store: Any) -> tuple[api.TrainingProgress, bool] | None:
+        """
+        Apply the durable rule to the stored record: ``(progress, done)`` to attach or to return a finished
+        result, ``None`` to submit.
+        """
+        if not self.durable:
+            return None
+        if store is None:
+            self.log.warning("task_state_store not available in context, crash recovery is disabled for this run")
+            return None
+        record = _durable.read(store, self.model_id)
+        if record is None or record.phase == "succeeded":
+            if record is not None:
+                self.log.info(
+                    "This task already succeeded with the training of model %s (experiment %s) and runs again "
+                    "(a clear or a re-run): submitting a new training with the current data",
+                    self.model_id,
+                    record.experiment_id,
+                )
+            _durable.incr("fresh_submit", self)
+            return None
+        _durable.incr("reconnect_attempt", self)
+        looks = self.unknown_submit_looks
+        progress = self._look(looks)
+        if progress is None or progress.training_status is api.TrainingStatus.FAILED:
+            _durable.incr("terminal_resubmit", self)
+            self.log.warning(
+                "Prior job in terminal state, resubmitting fresh: model %s, experiment %s, status %s",
+                self.model_id,
+                record.experiment_id,
+                progress.describe() if progress else "not found",
+            )
+            return None
+        if progress.is_done(self.wait_for_inference):
+            if record.phase == "submitting":
+                # The POST of the earlier try may never have arrived: this may be an older training.
+                self.log.info("The earlier try's submit of %s never got an answer; submitting", self.model_id)
+                return None
+            _durable.incr("already_succeeded", self)
+            self.log.info(
+                "Job already completed successfully, skipping resubmission: model %s, experiment %s (%s)",
+                self.model_id,
+                record.experiment_id,
+                progress.describe(),
+            )
+            return progress, True
+        _durable.incr("reconnect_success", self)
+        self.log.info("Reconnecting to existing job: model %s, experiment %s", self.model_id, record.experiment_id)
+        return self._attach(progress, "an earlier try of this task submitted it"), False
+
+    def _submit_or_attach(
+        self, request: TrainingRequest, context: Context, end_time: float | None
+    ) -> tuple[api.TrainingProgress, bool]:
+        """Submit, or attach to the training that counts; ``(progress, done)``."""
+        store = context.get("task_state_store") if self.durable else None
+        resumed = self._resume(store)
+        if resumed is not None:
+            return resumed
+        progress = self._progress_or_none()
+        if progress is not None and progress.is_active:
+            attached = self._attach(progress, "a training of this model id is already running")
+            _durable.write(store, _durable.DurableRecord(self.model_id, "submitted"), end_time)
+            return attached, False
+        # Written before the POST: a worker that dies while it is in flight leaves a record the retry checks.
+        _durable.write(store, _durable.DurableRecord(self.model_id, "submitting"), end_time)
+        experiment, attached_to = self._submit_once(request)
+        if attached_to is not None:
+            _durable.write(store, _durable.DurableRecord(self.model_id, "submitted"), end_time)
+            return attached_to, False
+        experiment_id = experiment.get("id")
+        self.log.info(
+            "Submitted Sestek training of model %s (experiment %s, status %s)",
+            self.model_id,
+            experiment_id,
+            experiment.get("statusMessage"),
+        )
+        record = _durable.DurableRecord(self.model_id, "submitted", str(experiment_id) if experiment_id else None)
+        _durable.write(store, record, end_time)
+        progress = api.parse_progress({"percent": experiment.get("percent", 0), "trainingStatus": "Initialized"})
+        return progress, False
+
+    def _submit_once(self, request: TrainingRequest) -> tuple[dict[str, Any], api.TrainingProgress | None]:
+        """
+        Exactly one training: ``(experiment, None)`` after an answered submit, ``({}, progress)`` after attaching.
+
+        A submit of unknown outcome is followed by progress looks (a 404 tolerated ``unknown_submit_looks``
+        times) and at most one more submit; a "still in progress" answer attaches once the training shows.
+        """
+        for attempt in (1, 2):
+            try:
+                return self.hook.submit_training(request), None
+            except SestekTrainingInProgress:
+                progress = self._look(self.max_consecutive_failures)
+                if progress is None:
+                    raise
+                return {}, self._attach(progress, "the server says a training of this model id is in progress")
+            except (SestekTransportError, SestekApiError) as exc:
+                if isinstance(exc, SestekApiError) and exc.status < 500 and not 200 <= exc.status < 300:
+                    raise  # a clear refusal; a 2xx with an unreadable body did create the training
+                # The request may or may not have created the training: the progress endpoint decides.
+                self.log.warning(
+                    "Submit of model %s ended without a clear answer (%s); checking progress", self.model_id, exc
+                )
+                progress = self._look(self.unknown_submit_looks)
+                if progress is not None and progress.is_active:
+                    return {}, self._attach(progress, "the interrupted submit did create it")
+                if attempt == 2:
+                    raise
+                self.log.info("No running training of %s found; submitting once more", self.model_id)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # --- execute ---------------------------------------------------------------------------------------------
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        """Validate, submit (or attach, or collect a finished training), then wait in the worker or triggerer."""
+        request, end_time = self._prepare()
+        progress, done = self._submit_or_attach(request, context, end_time)
+        ti = context["ti"]
+        ti.xcom_push(key="model_id", value=self.model_id)
+        if self._portal_url():
+            ti.xcom_push(key=PORTAL_URL_XCOM_KEY, value=self.sestek_portal_url)
+        if done or not self.wait_for_completion:
+            return self._succeeded(context, result_dict(self.model_id, progress))
+        if self.deferrable:
+            self._defer(end_time)
+        return self._succeeded(context, self._wait(end_time))
+
+    def _succeeded(self, context: Context, result: dict[str, Any]) -> dict[str, Any]:
+        """Mark the stored training consumed: a later run of this task (a clear) trains anew."""
+        store = context.get("task_state_store") if self.durable else None
+        if store is not None:
+            old = _durable.read(store, self.model_id)
+            _durable.write(
+                store, _durable.DurableRecord(self.model_id, "succeeded", old.experiment_id if old else None), None
+            )
+        return result
+
+    def _portal_url(self) -> str:
+        """Render the connection's portal link for this model ("" when it defines none)."""
+        cfg = self.hook.config
+        self.sestek_portal_url = render_portal_url(cfg.portal_url, self.model_id, cfg.tenant) or ""
+        return self.sestek_portal_url
+
+    def _defer(self, end_time: float | None) -> None:
+        from airflow_provider_sestek.triggers.sestek import SestekTrainingTrigger, request_deadline
+
+        poll_interval = float(self.poll_interval)
+        self.log.info("Waiting for model %s in the triggerer (worker slot released)", self.model_id)
+        self.defer(
+            trigger=SestekTrainingTrigger(
+                model_id=self.model_id,
+                sestek_conn_id=self.sestek_conn_id,
+                poll_interval=poll_interval,
+                end_time=end_time,
+                wait_for_inference=self.wait_for_inference,
+                max_consecutive_failures=self.max_consecutive_failures,
+            ),
+            method_name="execute_complete",
+            timeout=defer_timeout(end_time, poll_interval, request_deadline(poll_interval)),
+        )
+
+    def _wait(self, end_time: float | None) -> dict[str, Any]:
+        return wait_sync(
+            self.hook,
+            ProgressWatcher(
+                self.model_id,
+                wait_for_inference=self.wait_for_inference,
+                poll_interval=float(self.poll_interval),
+                end_time=end_time,
+                max_consecutive_failures=self.max_consecutive_failures,
+                logger=self.log,
+            ),
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """
+        Resume after the trigger: validate the event, return the result or raise.
+
+        :param context: the task context.
+        :param event: the trigger event.
+        """
+        self._portal_url()
+        return self._succeeded(context, raise_for_outcome(self.model_id, event))
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """
+        OpenLineage: the training data (files and URLs) are inputs, the trained model is the output. No
+        credentials: ``user:password@`` is stripped from every URL.
+
+        Called by the OpenLineage provider (when installed) after the task succeeded.
+
+        :param task_instance: the finished task instance (unused).
+        """
+        from airflow.providers.common.compat.openlineage.facet import Dataset
+        from airflow.providers.openlineage.extractors import OperatorLineage
+
+        inputs = [Dataset(namespace=ns, name=name) for ns, name in map(lineage_name, self._lineage_sources())]
+        cfg = self.hook.config
+        host = urlsplit(api.redact_url(cfg.base_url)).netloc
+        model = f"{cfg.tenant}/{self.model_id}" if cfg.tenant else str(self.model_id)
+        return OperatorLineage(inputs=inputs, outputs=[Dataset(namespace=f"sestek://{host}", name=model)])
+
+    def _lineage_sources(self) -> list[str]:
+        sources = [os.fspath(f) for f in api.as_list(self.data_files)]  # type: ignore[arg-type]
+        return sources + api.as_list(self.data_urls)
+
+
+def lineage_name(location: str) -> tuple[str, str]:
+    """
+    OpenLineage namespace and name of a data location (``file://host`` + path, ``s3://bucket`` + key ...),
+    with any ``user:password@`` removed.
+
+    :param location: a path or URL of training data.
+    """
+    if "://" not in location:
+        return f"file://{socket.getfqdn()}", os.path.abspath(location)
+    parts = urlsplit(api.redact_url(location))
+    if parts.scheme == "file":
+        return f"file://{parts.netloc or socket.getfqdn()}", parts.path
+    name = parts.path if parts.scheme in ("http", "https") else parts.path.lstrip("/")
+    return f"{parts.scheme}://{parts.netloc}", name
