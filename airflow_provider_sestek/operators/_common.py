@@ -51,7 +51,8 @@ def defer_timeout(end_time: float | None, poll_interval: float, request_deadline
 
     :param end_time: absolute deadline (epoch seconds) or ``None`` (no backstop).
     :param poll_interval: seconds between polls.
-    :param request_deadline: longest time one poll may take, retries included.
+    :param request_deadline: longest time one request may take (the connection's ``timeout``): a poll
+        started before the deadline starts no retry after it, so it ends within one request deadline.
     """
     if end_time is None:
         return None
@@ -67,7 +68,7 @@ def wait_sync(hook: SestekHook, watcher: ProgressWatcher) -> dict[str, Any]:
     """
     while True:
         try:
-            outcome = watcher.on_progress(hook.get_training_progress(watcher.model_id))
+            outcome = watcher.on_progress(hook.get_training_progress(watcher.model_id, stop_at=watcher.end_time))
         except SestekError as exc:
             outcome = watcher.on_error(exc)
         outcome = outcome or watcher.check_deadline()

@@ -377,7 +377,7 @@ class SestekTrainOperator(BaseOperator):
         return self.sestek_portal_url
 
     def _defer(self, end_time: float | None) -> None:
-        from airflow_provider_sestek.triggers.sestek import SestekTrainingTrigger, request_deadline
+        from airflow_provider_sestek.triggers.sestek import SestekTrainingTrigger
 
         poll_interval = float(self.poll_interval)
         self.log.info("Waiting for model %s in the triggerer (worker slot released)", self.model_id)
@@ -391,7 +391,7 @@ class SestekTrainOperator(BaseOperator):
                 max_consecutive_failures=self.max_consecutive_failures,
             ),
             method_name="execute_complete",
-            timeout=defer_timeout(end_time, poll_interval, request_deadline(poll_interval)),
+            timeout=defer_timeout(end_time, poll_interval, self.hook.config.timeout),
         )
 
     def _wait(self, end_time: float | None) -> dict[str, Any]:

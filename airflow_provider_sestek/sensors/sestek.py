@@ -112,7 +112,7 @@ class SestekTrainingSensor(BaseSensorOperator):
         first = self.poke(context)
         if isinstance(first, PokeReturnValue):
             return first.xcom_value
-        from airflow_provider_sestek.triggers.sestek import SestekTrainingTrigger, request_deadline
+        from airflow_provider_sestek.triggers.sestek import SestekTrainingTrigger
 
         timeout = float(self.timeout) if self.timeout is not None else None
         end_time = time.time() + timeout if timeout is not None else None
@@ -128,7 +128,7 @@ class SestekTrainingSensor(BaseSensorOperator):
                 max_consecutive_failures=max(self.max_consecutive_failures - self._watcher.failures, 1),
             ),
             method_name="execute_complete",
-            timeout=defer_timeout(end_time, poll_interval, request_deadline(poll_interval)),
+            timeout=defer_timeout(end_time, poll_interval, self.hook.config.timeout),
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:

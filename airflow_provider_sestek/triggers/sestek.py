@@ -12,9 +12,10 @@ from airflow_provider_sestek.hooks.sestek import SestekHook
 from airflow_provider_sestek.waiting import DEFAULT_MAX_CONSECUTIVE_FAILURES, ProgressWatcher, WaitOutcome
 
 
-def request_deadline(poll_interval: float) -> float:
+def poll_retry_deadline(poll_interval: float) -> float:
     """
-    The longest one poll of the trigger may take, its in-poll retries included (the hook's ``retry_deadline``).
+    How long the trigger's in-poll retries may go on (the hook's ``retry_deadline``); never past the wait's
+    own deadline, which each poll passes as ``stop_at``.
 
     :param poll_interval: seconds between polls.
     """
@@ -82,7 +83,7 @@ class SestekTrainingTrigger(BaseTrigger):
             retry_limit=2,
             retry_delay=min(1.0, self.poll_interval),
             retry_max_delay=10.0,
-            retry_deadline=request_deadline(self.poll_interval),
+            retry_deadline=poll_retry_deadline(self.poll_interval),
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
@@ -103,7 +104,7 @@ class SestekTrainingTrigger(BaseTrigger):
     async def _poll(self, hook: SestekHook, watcher: ProgressWatcher) -> WaitOutcome:
         while True:
             try:
-                outcome = watcher.on_progress(await hook.aget_training_progress(self.model_id))
+                outcome = watcher.on_progress(await hook.aget_training_progress(self.model_id, stop_at=self.end_time))
             except asyncio.CancelledError:
                 # Triggerer shutdown or user action: the remote training goes on; nothing to undo.
                 raise

@@ -220,9 +220,9 @@ def test_deferrable_sensor_defers_with_a_backstop_timeout(sestek_conn: SestekEmu
     sensor = SestekTrainingSensor(task_id="s", model_id="faq-bot", deferrable=True, poke_interval=5, timeout=600)
     with pytest.raises(TaskDeferred) as deferred:
         sensor.execute({})
-    # deadline (600 s) + one poll interval (5 s) + one request deadline (30 s)
+    # deadline (600 s) + one poll interval (5 s) + one request deadline (the connection's timeout, 60 s)
     assert deferred.value.timeout is not None
-    assert 630 < deferred.value.timeout.total_seconds() <= 635
+    assert 660 < deferred.value.timeout.total_seconds() <= 665
 
 
 def test_train_operator_defers_with_a_backstop_timeout(sestek_conn: SestekEmulator, faq: str) -> None:
@@ -231,7 +231,7 @@ def test_train_operator_defers_with_a_backstop_timeout(sestek_conn: SestekEmulat
     operator = train(faq, deferrable=True, poll_interval=60, timeout=3600)
     with pytest.raises(TaskDeferred) as deferred:
         operator._defer(time.time() + 3600)
-    assert deferred.value.timeout is not None
+    assert deferred.value.timeout is not None  # deadline + poll interval + the connection's 60 s request deadline
     assert 3600 + 60 + 60 - 5 < deferred.value.timeout.total_seconds() <= 3600 + 60 + 60
     with pytest.raises(TaskDeferred) as forever:
         operator._defer(None)
