@@ -1,0 +1,108 @@
+"""
+What the requests carry: the train form fields, the token form, the inference JSON body.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_provider_sestek.api.validation import chat_history_pairs
+from airflow_provider_sestek.exceptions import (
+    SestekValidationError,
+)
+
+
+@dataclass(frozen=True)
+class CallbackConfig:
+    """
+    Where Sestek reports "train failed" / "train success".
+
+    :param address: the callback URL.
+    :param identity_address: token service Sestek authenticates against.
+    :param client_id: client id for that token service.
+    :param client_secret: client secret for that token service (never shown in ``repr``).
+    """
+
+    address: str
+    identity_address: str | None = None
+    client_id: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
+
+
+def training_form_fields(
+    model_id: str,
+    project_name: str,
+    data_urls: Sequence[str] = (),
+    callback: CallbackConfig | None = None,
+) -> list[tuple[str, str]]:
+    """
+    The non-file multipart fields of a train request, in order (plain values: the doc's escaped quotes
+    are a Postman artefact).
+
+    :param model_id: a valid model id.
+    :param project_name: project name.
+    :param data_urls: training data URLs, one ``dataUrls`` field each.
+    :param callback: optional callback settings.
+    """
+    fields = [("modelId", model_id), ("projectName", project_name)]
+    fields += [("dataUrls", url) for url in data_urls]
+    if callback is not None:
+        fields.append(("callbackAddress", callback.address))
+        if callback.identity_address:
+            fields.append(("callbackIdentityAddress", callback.identity_address))
+        if callback.client_id:
+            fields.append(("callbackClientId", callback.client_id))
+        if callback.client_secret:
+            fields.append(("callbackClientSecret", callback.client_secret))
+    return fields
+
+
+def token_form(client_id: str, client_secret: str) -> dict[str, str]:
+    """
+    Form body of a client-credentials token request (no scope is sent, as documented).
+
+    :param client_id: OAuth2 client id.
+    :param client_secret: OAuth2 client secret.
+    """
+    return {"grant_type": "client_credentials", "client_id": client_id, "client_secret": client_secret}
+
+
+def inference_body(
+    queries: Sequence[str],
+    prompt: str | None = None,
+    chat_history: Sequence[Any] | None = None,
+    use_semantic_cache: bool | None = None,
+    semantic_cache_threshold: float | None = None,
+) -> dict[str, Any]:
+    """
+    JSON body of an inference request: one ``inputs`` item per query.
+
+    :param queries: the questions.
+    :param prompt: optional instructions.
+    :param chat_history: list of ``[user, assistant]`` message pairs, shared by every query (a JSON string,
+        as a rendered template gives, is parsed first); see :func:`chat_history_pairs`.
+    :param use_semantic_cache: let the server answer from its semantic cache.
+    :param semantic_cache_threshold: similarity needed for a cache hit (0-1).
+    """
+    history = chat_history_pairs(chat_history)
+    if not queries:
+        raise SestekValidationError("queries", list(queries), "at least one question is required")
+    for i, query in enumerate(queries):
+        if not isinstance(query, str) or not query.strip():
+            raise SestekValidationError(f"queries[{i}]", query, "must be a non-empty string")
+    if semantic_cache_threshold is not None and not 0.0 <= float(semantic_cache_threshold) <= 1.0:
+        raise SestekValidationError("semantic_cache_threshold", semantic_cache_threshold, "must be between 0 and 1")
+    inputs = []
+    for query in queries:
+        item: dict[str, Any] = {"query": query, "chat_history": history}
+        if use_semantic_cache is not None:
+            item["use_semantic_cache"] = bool(use_semantic_cache)
+        if semantic_cache_threshold is not None:
+            item["semantic_cache_threshold"] = float(semantic_cache_threshold)
+        inputs.append(item)
+    body: dict[str, Any] = {"inputs": inputs}
+    if prompt:
+        body["prompt"] = prompt
+    return body

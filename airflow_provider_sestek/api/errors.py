@@ -1,0 +1,250 @@
+"""
+What an error answer means: the ABP and OpenIddict envelopes, redirects, oversized bodies, Retry-After,
+which statuses are worth a retry, and keeping secrets a server echoes out of messages.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import math
+import re
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+from urllib.parse import quote, quote_plus, urljoin
+
+from airflow_provider_sestek.api.urls import INFERENCE_SCOPE, TOKEN_PATH, TRAINING_SCOPE, origin
+from airflow_provider_sestek.exceptions import (
+    SestekApiError,
+    SestekAuthError,
+    SestekModelNotPublished,
+    SestekTrainingInProgress,
+)
+
+# Longest server message quoted in an exception: an HTML error page must not flood the task log.
+_MAX_MESSAGE = 300
+# The in-progress rejection is documented only by its text; match it whatever the status code.
+_IN_PROGRESS_TEXT = "training is still in progress for the same model id"
+
+
+def _snippet(body: bytes) -> str:
+    text = body.decode("utf-8", "replace")
+    if "<" in text and ">" in text:
+        # An HTML error page: keep its title or visible text, not the markup.
+        title = re.search(r"<title[^>]*>(.*?)</title>", text, re.I | re.S)
+        text = title.group(1) if title else re.sub(r"<[^>]+>", " ", text)
+    text = " ".join(text.split())
+    if not text:
+        return "(empty body)"
+    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
+
+
+def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """
+    Parse ``Retry-After`` (seconds or an HTTP date).
+
+    :param headers: response headers (case-insensitive mapping).
+    :param now: current time for the date form.
+    """
+    value = headers.get("Retry-After") or headers.get("retry-after")
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    now = time.time() if now is None else now
+    return max(0.0, when.timestamp() - now)
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """
+    ``text`` with every secret replaced by ``***``, as it is and in its URL-encoded forms (a server that
+    echoes the rejected form body or request headers in its error page must not put them in our messages).
+
+    :param text: the text.
+    :param secrets: the secrets (client secrets, the bearer token sent).
+    """
+    for secret in secrets:
+        if len(secret) < 4:
+            continue
+        for form in {secret, quote(secret, safe=""), quote_plus(secret)}:
+            text = text.replace(form, "***")
+    return text
+
+
+def without_secrets(exc: Exception, secrets: Sequence[str]) -> Exception:
+    """
+    ``exc``, or a copy of it whose texts quote none of ``secrets`` (see :func:`redact`).
+
+    :param exc: an error built from a server's answer.
+    :param secrets: the secrets.
+    """
+    text = str(exc)
+    if redact(text, secrets) == text:
+        return exc
+    if isinstance(exc, SestekApiError):
+        clean = type(exc)(
+            method=exc.method,
+            endpoint=exc.endpoint,
+            status=exc.status,
+            message=redact(exc.message, secrets),
+            code=redact(exc.code, secrets) if exc.code else None,
+            details=redact(exc.details, secrets) if exc.details else None,
+            validation_errors=[(redact(m, secrets), members) for m, members in exc.validation_errors],
+            retry_after=exc.retry_after,
+        )
+        return clean
+    if isinstance(exc, SestekAuthError):
+        return SestekAuthError(redact(text, secrets), status=exc.status)
+    return exc
+
+
+def error_from_response(
+    method: str, endpoint: str, status: int, headers: Mapping[str, str], body: bytes, *, inference: bool = False
+) -> Exception:
+    """
+    Map an error response to the right exception (never raises; returns it).
+
+    Handles the ABP envelope, OpenIddict token errors (RFC 6749 shape), empty 401/403 bodies, HTML error
+    pages and anything else.
+
+    :param method: HTTP method.
+    :param endpoint: URL of the request, for the message.
+    :param status: HTTP status code.
+    :param headers: response headers.
+    :param body: raw body.
+    :param inference: the request was an inference call (404/503 mean "not published").
+    """
+    retry_after = retry_after_seconds(headers)
+    message = _snippet(body)
+    code: str | None = None
+    details: str | None = None
+    validation: list[tuple[str, list[str]]] = []
+    try:
+        data = json.loads(body) if body.strip() else None
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        data = None
+    if isinstance(data, dict):
+        error = data.get("error")
+        if isinstance(error, dict):  # ABP envelope
+            message = str(error.get("message") or message)
+            code = str(error["code"]) if error.get("code") else None
+            details = str(error["details"]) if error.get("details") else None
+            for item in error.get("validationErrors") or []:
+                if isinstance(item, dict):
+                    members = [str(m) for m in item.get("members") or []]
+                    validation.append((str(item.get("message", "")), members))
+        elif isinstance(error, str):  # OpenIddict / RFC 6749
+            code = error
+            message = str(data.get("error_description") or error)
+    if endpoint.endswith(TOKEN_PATH):
+        hint = " Check the Client ID and Client Secret." if status in (400, 401) else ""
+        if status in (400, 401, 403):
+            return SestekAuthError(
+                f"Token request to {endpoint} was refused: HTTP {status} "
+                f"{code + ' ' if code else ''}{message.rstrip('.')}.{hint}",
+                status=status,
+            )
+        if status in (404, 405):
+            # Not a model that is missing: the token service is not at this address (never "no such model").
+            return SestekAuthError(
+                f"Token request to {endpoint} failed: HTTP {status} {message.rstrip('.')}. Check the connection's "
+                "identity URL (extra 'identity_url', or the host when it is not set)",
+                status=status,
+            )
+    elif status == 401:
+        return SestekAuthError(
+            f"Sestek API {method} {endpoint} answered HTTP 401: the access token was not accepted (missing or expired)",
+            status=status,
+        )
+    elif status == 403 and data is None and not body.strip():
+        scope = INFERENCE_SCOPE if inference else TRAINING_SCOPE
+        return SestekAuthError(
+            f"Sestek API {method} {endpoint} answered HTTP 403: the token lacks the {scope} scope "
+            f"(check that the {'inference ' if inference else ''}client id and secret are the right ones)",
+            status=status,
+        )
+    kwargs: dict[str, Any] = {
+        "method": method,
+        "endpoint": endpoint,
+        "status": status,
+        "message": message,
+        "code": code,
+        "details": details,
+        "validation_errors": validation,
+        "retry_after": retry_after,
+    }
+    if _IN_PROGRESS_TEXT in message.lower():
+        return SestekTrainingInProgress(**kwargs)
+    if inference and status in (404, 503):
+        return SestekModelNotPublished(**kwargs)
+    return SestekApiError(**kwargs)
+
+
+def redirect_error(method: str, endpoint: str, status: int, location: str | None) -> SestekApiError:
+    """
+    The error for a 3xx answer: no Sestek endpoint redirects, and following one could carry the client
+    secret or a token to another host, so it is reported, never followed.
+
+    :param method: HTTP method.
+    :param endpoint: URL of the request.
+    :param status: the 3xx status.
+    :param location: the ``Location`` header, if any (shown as an origin only: no path, query or credentials).
+    """
+    try:
+        target = origin(urljoin(endpoint, location.strip())) if location else None
+    except ValueError:
+        target = "an unparsable URL"
+    if target is None:
+        where = "without a Location"
+    else:
+        where = f"to {target}" if target != origin(endpoint) else f"elsewhere on {target}"
+    return SestekApiError(
+        method=method,
+        endpoint=endpoint,
+        status=status,
+        message=f"redirected {where}; redirects are not followed (a proxy or a wrong host or identity_url "
+        "in the connection?)",
+    )
+
+
+def too_large_error(method: str, endpoint: str, status: int, limit: int) -> SestekApiError:
+    """
+    The error for an answer larger than the client reads.
+
+    :param method: HTTP method.
+    :param endpoint: URL of the request.
+    :param status: HTTP status of the answer.
+    :param limit: bytes read at most.
+    """
+    return SestekApiError(
+        method=method,
+        endpoint=endpoint,
+        status=status,
+        message=f"response body is larger than {limit:,} bytes (max_response_bytes); not read further. "
+        "Sestek answers are a few KiB: check that the connection points at the Sestek API",
+    )
+
+
+def is_retryable_status(status: int, method: str) -> bool:
+    """
+    Transient statuses worth another try: 429 and gateway errors always, 500 only for an idempotent GET.
+
+    A POST answered 502/503/504 may still have been processed behind the gateway; the train call is
+    not retried on those (see :meth:`SestekHook.submit_training`), which is decided by the caller.
+
+    :param status: HTTP status.
+    :param method: HTTP method.
+    """
+    if status in (429, 502, 503, 504):
+        return True
+    return status == 500 and method.upper() == "GET"
