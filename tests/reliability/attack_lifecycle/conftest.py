@@ -1,0 +1,1 @@
+from tests.reliability.conftest import fast_retries  # noqa: F401
