@@ -196,9 +196,19 @@ def raise_for_outcome(model_id: str, event: Any) -> dict[str, Any]:
         raise SestekError(f"Unexpected trigger event for Sestek model {model_id!r}: {event!r:.200}")
     if event.get("model_id") != model_id:
         raise SestekError(f"Trigger event is about model {event.get('model_id')!r}, expected {model_id!r}")
-    progress = TrainingProgress.from_dict(event["progress"]) if event.get("progress") else None
+    raw_progress = event.get("progress")
+    if raw_progress and not isinstance(raw_progress, dict):
+        raise SestekError(
+            f"Trigger event for Sestek model {model_id!r} has an unreadable progress: {raw_progress!r:.100}"
+        )
+    progress = TrainingProgress.from_dict(raw_progress) if raw_progress else None
     status = event["status"]
     if status == "success" and progress is not None:
+        if progress.training_status is not TrainingStatus.COMPLETED:
+            # Only a corrupted or forged event gets here: never report an unfinished training as done.
+            raise SestekError(
+                f"Trigger event for Sestek model {model_id!r} says success, but its progress is {progress.describe()}"
+            )
         return result_dict(model_id, progress)
     if status == "failed":
         percent = progress.percent if progress else None

@@ -172,7 +172,15 @@ def parse_inference(status: int, body: bytes, endpoint: str) -> list[dict[str, A
             status=status,
             message=f"inference response lacks a result list: {data!r:.120}",
         )
-    return [r if isinstance(r, dict) else {"answer": r} for r in result]
+    for index, item in enumerate(result):
+        if not isinstance(item, dict) or not isinstance(item.get("answer"), str):
+            raise SestekApiError(
+                method="POST",
+                endpoint=endpoint,
+                status=status,
+                message=f"inference result {index} is not an answer (an object with a text 'answer'): {item!r:.80}",
+            )
+    return result
 
 
 def check_inference_results(questions: int, results: Sequence[Any], endpoint: str) -> None:

@@ -4,12 +4,15 @@ The Sestek endpoints and scopes, and the URL rules: base URLs from the connectio
 
 from __future__ import annotations
 
+import re
 from urllib.parse import SplitResult, quote, urlsplit
 
 from airflow_provider_sestek.exceptions import (
     SestekConfigError,
 )
 
+# "host:port" followed by the path: a colon that is not a user:password separator.
+_HOST_PORT = re.compile(r"(?:\[[^\]]*\]|[^/?#:@]*)(?::\d*)?(?:[/?#]|$)")
 TOKEN_PATH = "/connect/token"
 _TRAININGS = "/sestekai-api/api/external/generative-question-answering-trainings"
 TRAIN_PATH = f"{_TRAININGS}/train"
@@ -92,7 +95,8 @@ def origin(url: str) -> str:
 def redact_url(url: str) -> str:
     """
     A URL fit for messages, logs and lineage: any ``user:password@`` is removed, whatever else is wrong
-    with the URL (an unparsable one is cut at its last ``@`` before the path).
+    with the URL. A password with an unencoded ``/``, ``?`` or ``#`` (an AWS secret key pasted as is) ends
+    the host part early for a URL parser; it is recognised by the ``user:`` before it and removed too.
 
     :param url: the URL as given.
     """
@@ -100,16 +104,22 @@ def redact_url(url: str) -> str:
     scheme, sep, rest = text.partition("://")
     if not sep:
         scheme, rest = "", text
+    at = rest.find("@")
+    if at == -1:
+        return text
     netloc_end = len(rest)
     for stop in "/?#":
         index = rest.find(stop)
         if index != -1:
             netloc_end = min(netloc_end, index)
-    netloc = rest[:netloc_end]
-    if "@" not in netloc:
-        return text
-    netloc = netloc.rsplit("@", 1)[1]
-    return f"{scheme}{sep}{netloc}{rest[netloc_end:]}"
+    if at < netloc_end:
+        start = rest.rfind("@", 0, netloc_end) + 1  # the host follows the last @ of the host part
+    elif ":" in rest[:at] and not (scheme.lower() in ("http", "https") and _HOST_PORT.match(rest[:at])):
+        # user:pass/with/slashes@host. Object-storage URLs have no port, so a colon there is a password's.
+        start = at + 1
+    else:
+        return text  # an @ in the path, query or fragment
+    return f"{scheme}{sep}{rest[start:]}"
 
 
 def token_url(identity_url: str) -> str:

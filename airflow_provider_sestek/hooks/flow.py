@@ -194,6 +194,7 @@ class CallFlow:
         while True:
             token = yield from self.token(call.kind, stop_at)
             try:
+                _not_past(stop_at, call.url)
                 reply = yield Send(self._request(call, token))
                 if reply.status == 401 and not refreshed:
                     # Revoked or expired early: one fresh token, then a 401 stands.
@@ -230,6 +231,7 @@ class CallFlow:
                 yield Lock(key, self.config.timeout + 5.0)
                 cached = self.cache.get(key)
                 if cached is None:
+                    _not_past(stop_at, self.config.token_url)
                     cached = yield from self._fetch_token(kind, key)
             except SestekError as exc:
                 yield Unlock(key)
@@ -304,6 +306,15 @@ class CallFlow:
             if clean is exc:
                 raise
             raise clean from None
+
+
+def _not_past(stop_at: float | None, url: str) -> None:
+    """
+    No request starts after a wait's deadline: a poll begun just before it then ends within one request
+    deadline, however many requests it would have needed (a token, a refresh after a 401).
+    """
+    if stop_at is not None and time.time() >= stop_at:
+        raise SestekTransportError(f"Not sent to {url}: the wait's deadline has passed", maybe_sent=False)
 
 
 class BodyBuffer:

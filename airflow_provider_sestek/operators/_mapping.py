@@ -22,6 +22,20 @@ def refuse_mapped_secret(kwargs: Any, where: str) -> None:
         )
 
 
+def refuse_default_args_secret(default_args: Any) -> None:
+    """
+    Refuse the callback secret in ``default_args`` (of the DAG or the task): the serialized DAG stores them
+    whole, whichever operator reads them.
+
+    :param default_args: the default arguments in effect.
+    """
+    if isinstance(default_args, dict) and _SECRET_ARG in default_args:
+        raise TypeError(
+            f"{_SECRET_ARG} must not be in default_args: the serialized DAG stores them, readable in the "
+            "metadata DB. Put the callback credentials in a connection and pass callback_conn_id instead."
+        )
+
+
 _GUARDED: dict[Any, type] = {}
 
 

@@ -30,7 +30,11 @@ from airflow_provider_sestek.operators._common import (
     seconds,
     wait_sync,
 )
-from airflow_provider_sestek.operators._mapping import guarded_partial, refuse_mapped_secret
+from airflow_provider_sestek.operators._mapping import (
+    guarded_partial,
+    refuse_default_args_secret,
+    refuse_mapped_secret,
+)
 from airflow_provider_sestek.waiting import ProgressWatcher, raise_for_outcome, result_dict
 
 if TYPE_CHECKING:
@@ -128,6 +132,7 @@ class SestekTrainOperator(BaseOperator):
         durable: bool = True,
         **kwargs: Any,
     ) -> None:
+        refuse_default_args_secret(kwargs.get("default_args"))
         super().__init__(**kwargs)
         self.model_id = model_id
         self.project_name = project_name
@@ -158,7 +163,10 @@ class SestekTrainOperator(BaseOperator):
         :param kwargs: the partial arguments.
         """
         refuse_mapped_secret(kwargs, "partial")
+        refuse_default_args_secret(kwargs.get("default_args"))
         partial = super().partial(**kwargs)  # type: ignore[misc]
+        dag = partial.kwargs.get("dag")
+        refuse_default_args_secret(getattr(dag, "default_args", None))
         partial.__class__ = guarded_partial(type(partial))
         return partial
 
@@ -233,7 +241,7 @@ class SestekTrainOperator(BaseOperator):
         )
         return progress
 
-    def _resume(self, store: Any) -> tuple[api.TrainingProgress, bool] | None:
+    def _resume(self, store: Any, end_time: float | None) -> tuple[api.TrainingProgress, bool] | None:
         """
         Apply the durable rule to the stored record: ``(progress, done)`` to attach or to return a finished
         result, ``None`` to submit.
@@ -281,6 +289,10 @@ class SestekTrainOperator(BaseOperator):
             return progress, True
         _durable.incr("reconnect_success", self)
         self.log.info("Reconnecting to existing job: model %s, experiment %s", self.model_id, record.experiment_id)
+        if record.phase == "submitting":
+            # Running after the earlier try's submit: it is this task's training, whatever the POST's answer
+            # was. Recorded, so that a later retry which finds it finished collects it instead of retraining.
+            _durable.write(store, _durable.DurableRecord(self.model_id, "submitted", record.experiment_id), end_time)
         return self._attach(progress, "an earlier try of this task submitted it"), False
 
     def _submit_or_attach(
@@ -288,7 +300,7 @@ class SestekTrainOperator(BaseOperator):
     ) -> tuple[api.TrainingProgress, bool]:
         """Submit, or attach to the training that counts; ``(progress, done)``."""
         store = context.get("task_state_store") if self.durable else None
-        resumed = self._resume(store)
+        resumed = self._resume(store, end_time)
         if resumed is not None:
             return resumed
         progress = self._progress_or_none()
