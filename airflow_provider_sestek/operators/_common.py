@@ -75,3 +75,42 @@ def wait_sync(hook: SestekHook, watcher: ProgressWatcher) -> dict[str, Any]:
         if outcome is not None:
             return raise_for_outcome(watcher.model_id, outcome.to_event(watcher.model_id))
         time.sleep(watcher.sleep_seconds())
+
+
+def defer_wait(
+    task: Any,
+    *,
+    model_id: str,
+    sestek_conn_id: str,
+    poll_interval: float,
+    end_time: float | None,
+    wait_for_inference: bool,
+    max_consecutive_failures: int,
+    request_deadline: float,
+) -> None:
+    """
+    Hand a wait to the triggerer, with Airflow's backstop timeout; resumes in ``execute_complete``.
+
+    :param task: the operator or sensor deferring.
+    :param model_id: the model waited for.
+    :param sestek_conn_id: the Sestek connection.
+    :param poll_interval: seconds between polls.
+    :param end_time: absolute deadline (epoch seconds) or ``None``.
+    :param wait_for_inference: also wait until the model is published.
+    :param max_consecutive_failures: failed polls in a row tolerated.
+    :param request_deadline: the connection's request deadline (see :func:`defer_timeout`).
+    """
+    from airflow_provider_sestek.triggers.sestek import SestekTrainingTrigger
+
+    task.defer(
+        trigger=SestekTrainingTrigger(
+            model_id=model_id,
+            sestek_conn_id=sestek_conn_id,
+            poll_interval=poll_interval,
+            end_time=end_time,
+            wait_for_inference=wait_for_inference,
+            max_consecutive_failures=max_consecutive_failures,
+        ),
+        method_name="execute_complete",
+        timeout=defer_timeout(end_time, poll_interval, request_deadline),
+    )

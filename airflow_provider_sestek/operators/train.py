@@ -26,7 +26,7 @@ from airflow_provider_sestek.operators import _durable
 from airflow_provider_sestek.operators._common import (
     check_poll_interval,
     default_deferrable,
-    defer_timeout,
+    defer_wait,
     seconds,
     wait_sync,
 )
@@ -389,21 +389,16 @@ class SestekTrainOperator(BaseOperator):
         return self.sestek_portal_url
 
     def _defer(self, end_time: float | None) -> None:
-        from airflow_provider_sestek.triggers.sestek import SestekTrainingTrigger
-
-        poll_interval = float(self.poll_interval)
         self.log.info("Waiting for model %s in the triggerer (worker slot released)", self.model_id)
-        self.defer(
-            trigger=SestekTrainingTrigger(
-                model_id=self.model_id,
-                sestek_conn_id=self.sestek_conn_id,
-                poll_interval=poll_interval,
-                end_time=end_time,
-                wait_for_inference=self.wait_for_inference,
-                max_consecutive_failures=self.max_consecutive_failures,
-            ),
-            method_name="execute_complete",
-            timeout=defer_timeout(end_time, poll_interval, self.hook.config.timeout),
+        defer_wait(
+            self,
+            model_id=self.model_id,
+            sestek_conn_id=self.sestek_conn_id,
+            poll_interval=float(self.poll_interval),
+            end_time=end_time,
+            wait_for_inference=self.wait_for_inference,
+            max_consecutive_failures=self.max_consecutive_failures,
+            request_deadline=self.hook.config.timeout,
         )
 
     def _wait(self, end_time: float | None) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from airflow.providers.common.compat.sdk import AirflowSensorTimeout, BaseSensor
 
 from airflow_provider_sestek.exceptions import SestekError
 from airflow_provider_sestek.hooks.sestek import SestekHook
-from airflow_provider_sestek.operators._common import default_deferrable, defer_timeout
+from airflow_provider_sestek.operators._common import default_deferrable, defer_wait
 from airflow_provider_sestek.waiting import ProgressWatcher, WaitOutcome, raise_for_outcome
 
 #: Key in the task state store holding the failed polls in a row (survives reschedules on Airflow 3.3+).
@@ -112,23 +112,17 @@ class SestekTrainingSensor(BaseSensorOperator):
         first = self.poke(context)
         if isinstance(first, PokeReturnValue):
             return first.xcom_value
-        from airflow_provider_sestek.triggers.sestek import SestekTrainingTrigger
-
         timeout = float(self.timeout) if self.timeout is not None else None
-        end_time = time.time() + timeout if timeout is not None else None
-        poll_interval = float(self.poke_interval)
-        self.defer(
-            trigger=SestekTrainingTrigger(
-                model_id=self.model_id,
-                sestek_conn_id=self.sestek_conn_id,
-                poll_interval=poll_interval,
-                end_time=end_time,
-                wait_for_inference=self.wait_for_inference,
-                # The failures of the first poke count too: the trigger gets what is left.
-                max_consecutive_failures=max(self.max_consecutive_failures - self._watcher.failures, 1),
-            ),
-            method_name="execute_complete",
-            timeout=defer_timeout(end_time, poll_interval, self.hook.config.timeout),
+        defer_wait(
+            self,
+            model_id=self.model_id,
+            sestek_conn_id=self.sestek_conn_id,
+            poll_interval=float(self.poke_interval),
+            end_time=time.time() + timeout if timeout is not None else None,
+            wait_for_inference=self.wait_for_inference,
+            # The failures of the first poke count too: the trigger gets what is left.
+            max_consecutive_failures=max(self.max_consecutive_failures - self._watcher.failures, 1),
+            request_deadline=self.hook.config.timeout,
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:

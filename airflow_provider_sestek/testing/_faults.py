@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler
 from typing import Any, BinaryIO
 
-from ._model import FOREIGN_TOKEN, SCOPE_TRAINING, RecordedRequest
+from ._model import FOREIGN_TOKEN, SCOPE_TRAINING, RecordedRequest, record_of
 from ._multipart import BodyReader, BodyTooLarge, MultipartParser, body_reader, parse_header_value
 
 __all__ = ["ForeignListener", "drip", "non_finite_json"]
@@ -114,15 +114,7 @@ class ForeignListener:
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         path, _, query = handler.path.partition("?")
         endpoint = self._route(path)
-        record = RecordedRequest(
-            method=handler.command,
-            path=path,
-            endpoint=endpoint,
-            headers=dict(handler.headers.items()),
-            time=time.time(),
-            query=query,
-            client_port=int(handler.client_address[1]),
-        )
+        record = record_of(handler, path, query, endpoint)
         with self._lock:
             self._requests.append(record)
         reader: BodyReader | None = None

@@ -8,6 +8,7 @@ free of anything heavier than the standard library.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from types import MappingProxyType
@@ -405,3 +406,23 @@ class Training:
             "deployed_generation": self.deployed_generation,
             "polls": self.polls,
         }
+
+
+def record_of(handler: Any, path: str, query: str, endpoint: str) -> RecordedRequest:
+    """
+    The record of a request as it arrives (the body's fields are filled in later).
+
+    :param handler: the ``BaseHTTPRequestHandler`` serving it.
+    :param path: the path, without the query.
+    :param query: the query string.
+    :param endpoint: which API it is for.
+    """
+    return RecordedRequest(
+        method=handler.command,
+        path=path,
+        endpoint=endpoint,
+        headers=dict(handler.headers.items()),
+        time=time.time(),
+        query=query,
+        client_port=int(handler.client_address[1]),
+    )

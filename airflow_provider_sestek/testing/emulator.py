@@ -57,6 +57,7 @@ from ._model import (
     ReceivedFile,
     RecordedRequest,
     Training,
+    record_of,
 )
 from ._multipart import (
     BadFraming,
@@ -1177,15 +1178,7 @@ class SestekEmulator:
             self._handle_admin(_Exchange(handler, None, reader, self._stopping), path[len(_ADMIN_PREFIX) :], query)
             return
         endpoint, path_value, methods = self._route(path)
-        record = RecordedRequest(
-            method=handler.command,
-            path=path,
-            endpoint=endpoint,
-            headers=dict(handler.headers.items()),
-            time=time.time(),
-            query=query,
-            client_port=int(handler.client_address[1]),
-        )
+        record = record_of(handler, path, query, endpoint)
         counter = _ARRIVAL_COUNTERS.get(endpoint)
         with self._lock:
             self._requests.append(record)
