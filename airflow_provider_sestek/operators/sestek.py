@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from airflow_provider_sestek.operators._common import default_deferrable, wait_sync
 from airflow_provider_sestek.operators._durable import STATE_KEY
+from airflow_provider_sestek.operators._lineage import lineage_name
 from airflow_provider_sestek.operators.question_answering import SestekQuestionAnsweringOperator
-from airflow_provider_sestek.operators.train import SestekTrainOperator, lineage_name
+from airflow_provider_sestek.operators.train import SestekTrainOperator
 
 __all__ = [
     "STATE_KEY",

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import os
-import socket
 import time
 from collections.abc import Sequence
 from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from airflow.providers.common.compat.sdk import BaseHook, BaseOperator, mask_secret
 
@@ -30,6 +28,7 @@ from airflow_provider_sestek.operators._common import (
     seconds,
     wait_sync,
 )
+from airflow_provider_sestek.operators._lineage import training_lineage
 from airflow_provider_sestek.operators._mapping import (
     guarded_partial,
     refuse_default_args_secret,
@@ -433,31 +432,5 @@ class SestekTrainOperator(BaseOperator):
 
         :param task_instance: the finished task instance (unused).
         """
-        from airflow.providers.common.compat.openlineage.facet import Dataset
-        from airflow.providers.openlineage.extractors import OperatorLineage
-
-        inputs = [Dataset(namespace=ns, name=name) for ns, name in map(lineage_name, self._lineage_sources())]
-        cfg = self.hook.config
-        host = urlsplit(api.redact_url(cfg.base_url)).netloc
-        model = f"{cfg.tenant}/{self.model_id}" if cfg.tenant else str(self.model_id)
-        return OperatorLineage(inputs=inputs, outputs=[Dataset(namespace=f"sestek://{host}", name=model)])
-
-    def _lineage_sources(self) -> list[str]:
-        sources = [os.fspath(f) for f in api.as_list(self.data_files)]  # type: ignore[arg-type]
-        return sources + api.as_list(self.data_urls)
-
-
-def lineage_name(location: str) -> tuple[str, str]:
-    """
-    OpenLineage namespace and name of a data location (``file://host`` + path, ``s3://bucket`` + key ...),
-    with any ``user:password@`` removed.
-
-    :param location: a path or URL of training data.
-    """
-    if "://" not in location:
-        return f"file://{socket.getfqdn()}", os.path.abspath(location)
-    parts = urlsplit(api.redact_url(location))
-    if parts.scheme == "file":
-        return f"file://{parts.netloc or socket.getfqdn()}", parts.path
-    name = parts.path if parts.scheme in ("http", "https") else parts.path.lstrip("/")
-    return f"{parts.scheme}://{parts.netloc}", name
+        sources = [os.fspath(f) for f in api.as_list(self.data_files)] + api.as_list(self.data_urls)
+        return training_lineage(self.hook.config, self.model_id, sources)

@@ -1,0 +1,45 @@
+"""OpenLineage facets of a training: its data files and URLs in, the trained model out, no credentials."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from airflow_provider_sestek import api
+from airflow_provider_sestek.hooks.config import SestekConnectionConfig
+
+
+def training_lineage(cfg: SestekConnectionConfig, model_id: str, sources: Sequence[str]) -> Any:
+    """
+    The ``OperatorLineage`` of a training (needs the OpenLineage provider).
+
+    :param cfg: the Sestek connection settings (the output's namespace is the API host).
+    :param model_id: the model trained.
+    :param sources: the data files and URLs, as the task was given them.
+    """
+    from airflow.providers.common.compat.openlineage.facet import Dataset
+    from airflow.providers.openlineage.extractors import OperatorLineage
+
+    inputs = [Dataset(namespace=ns, name=name) for ns, name in map(lineage_name, sources)]
+    host = urlsplit(api.redact_url(cfg.base_url)).netloc
+    model = f"{cfg.tenant}/{model_id}" if cfg.tenant else str(model_id)
+    return OperatorLineage(inputs=inputs, outputs=[Dataset(namespace=f"sestek://{host}", name=model)])
+
+
+def lineage_name(location: str) -> tuple[str, str]:
+    """
+    OpenLineage namespace and name of a data location (``file://host`` + path, ``s3://bucket`` + key ...),
+    with any ``user:password@`` removed.
+
+    :param location: a path or URL of training data.
+    """
+    if "://" not in location:
+        return f"file://{socket.getfqdn()}", os.path.abspath(location)
+    parts = urlsplit(api.redact_url(location))
+    if parts.scheme == "file":
+        return f"file://{parts.netloc or socket.getfqdn()}", parts.path
+    name = parts.path if parts.scheme in ("http", "https") else parts.path.lstrip("/")
+    return f"{parts.scheme}://{parts.netloc}", name
