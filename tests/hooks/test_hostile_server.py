@@ -17,28 +17,12 @@ from airflow_provider_sestek.exceptions import SestekApiError, SestekAuthError, 
 from airflow_provider_sestek.hooks.sestek import SestekHook
 from airflow_provider_sestek.testing import Fault, SestekEmulator
 from tests.conftest import connection_json
+from tests.hooks._sides import both_sides
 
 FAST = {"retry_delay": 0.01, "retry_max_delay": 0.05}
 
 
-def sync_progress(model_id: str, **kwargs: Any) -> Any:
-    return SestekHook(**{**FAST, **kwargs}).get_training_progress(model_id)
-
-
-def async_progress(model_id: str, **kwargs: Any) -> Any:
-    return asyncio.run(SestekHook(**{**FAST, **kwargs}).aget_training_progress(model_id))
-
-
-def sync_token(**kwargs: Any) -> str:
-    return SestekHook(**{**FAST, **kwargs}).get_token()
-
-
-def async_token(**kwargs: Any) -> str:
-    return asyncio.run(SestekHook(**{**FAST, **kwargs}).aget_token())
-
-
-PROGRESS = {"sync": sync_progress, "async": async_progress}
-TOKEN = {"sync": sync_token, "async": async_token}
+PROGRESS, TOKEN = both_sides(FAST)
 
 
 @pytest.fixture
