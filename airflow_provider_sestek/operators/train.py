@@ -369,7 +369,7 @@ class SestekTrainOperator(BaseOperator):
             return self._succeeded(context, result_dict(self.model_id, progress))
         if self.deferrable:
             self._defer(end_time)
-        return self._succeeded(context, self._wait(end_time))
+        return self._succeeded(context, self._wait(end_time, progress))
 
     def _succeeded(self, context: Context, result: dict[str, Any]) -> dict[str, Any]:
         """Mark the stored training consumed: a later run of this task (a clear) trains anew."""
@@ -400,18 +400,18 @@ class SestekTrainOperator(BaseOperator):
             request_deadline=self.hook.config.timeout,
         )
 
-    def _wait(self, end_time: float | None) -> dict[str, Any]:
-        return wait_sync(
-            self.hook,
-            ProgressWatcher(
-                self.model_id,
-                wait_for_inference=self.wait_for_inference,
-                poll_interval=float(self.poll_interval),
-                end_time=end_time,
-                max_consecutive_failures=self.max_consecutive_failures,
-                logger=self.log,
-            ),
+    def _wait(self, end_time: float | None, known: api.TrainingProgress) -> dict[str, Any]:
+        watcher = ProgressWatcher(
+            self.model_id,
+            wait_for_inference=self.wait_for_inference,
+            poll_interval=float(self.poll_interval),
+            end_time=end_time,
+            max_consecutive_failures=self.max_consecutive_failures,
+            logger=self.log,
         )
+        # What the submit (or attach) reported is the last status known, should no poll fit before the deadline.
+        watcher.last = known
+        return wait_sync(self.hook, watcher)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """
