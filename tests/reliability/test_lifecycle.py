@@ -298,8 +298,14 @@ def test_a_mapped_training_stores_no_secret(sestek_conn: SestekEmulator, faq: st
     db = Path(os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].removeprefix("sqlite:///"))
     with closing(sqlite3.connect(db)) as conn:
         rows = conn.execute("SELECT data, data_compressed FROM serialized_dag WHERE dag_id = ?", (dag_id,)).fetchall()
-    assert rows
     texts = [_text(cell) for row in rows for cell in row if cell is not None]
+    if not rows:
+        # Airflow 2.11's dag.test() writes no serialized_dag row: search what serializing the DAG stores.
+        import airflow
+        from airflow.serialization.serialized_objects import SerializedDAG
+
+        assert airflow.__version__.startswith("2."), "Airflow 3's dag.test() stores the serialized DAG"
+        texts = [json.dumps(SerializedDAG.to_dict(build()), default=str)]
     assert any("mapped-a" in text for text in texts)  # what is searched is the mapped DAG
     assert not any(SECRET in text for text in texts)
 
