@@ -20,6 +20,9 @@ ClientKind = Literal["training", "inference"]
 DEFAULT_CONNECT_TIMEOUT = 10.0
 #: Total deadline of one request unless the connection's ``timeout`` extra says otherwise.
 DEFAULT_TIMEOUT = 60.0
+#: Largest response body read: Sestek answers are a few KiB; a misbehaving server or proxy must not
+#: exhaust the memory of a worker, or of the triggerer that every deferred task shares.
+MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 #: Longest request deadline accepted.
 MAX_TIMEOUT = 86_400.0
 

@@ -20,15 +20,11 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from airflow_provider_sestek import api
 from airflow_provider_sestek.exceptions import SestekApiError, SestekAuthError, SestekError, SestekTransportError
-from airflow_provider_sestek.hooks.config import ClientKind, SestekConnectionConfig
+from airflow_provider_sestek.hooks.config import MAX_RESPONSE_BYTES, ClientKind, SestekConnectionConfig
 from airflow_provider_sestek.hooks.retry import Retries, RetryPolicy
 from airflow_provider_sestek.hooks.tokens import TOKEN_CACHE, TokenCache, TokenKey
 
 T = TypeVar("T")
-
-#: Largest response body read: Sestek answers are a few KiB; a misbehaving server or proxy must not
-#: exhaust the memory of a worker, or of the triggerer that every deferred task shares.
-MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 
 
 class UploadBody(Protocol):

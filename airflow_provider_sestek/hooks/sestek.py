@@ -21,16 +21,36 @@ from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider_sestek import __version__, api
 from airflow_provider_sestek.exceptions import SestekApiError, SestekConfigError, SestekError, SestekValidationError
-from airflow_provider_sestek.hooks.config import ClientKind, SestekConnectionConfig
-from airflow_provider_sestek.hooks.flow import MAX_RESPONSE_BYTES, Call, CallFlow, Flow
-from airflow_provider_sestek.hooks.retry import MAX_RETRY_AFTER, RetryPolicy
+from airflow_provider_sestek.hooks.config import MAX_RESPONSE_BYTES, ClientKind, SestekConnectionConfig
 from airflow_provider_sestek.hooks.tokens import TOKEN_CACHE, clear_token_cache
-from airflow_provider_sestek.hooks.transport_async import ASYNC_CLIENTS, AsyncTransport
-from airflow_provider_sestek.hooks.transport_sync import SyncTransport
-from airflow_provider_sestek.hooks.upload import UPLOAD_BLOCK_SIZE, MultipartBody, TrainingRequest, check_data_file
 
 if TYPE_CHECKING:
     import requests
+
+    from airflow_provider_sestek.hooks.flow import Call, CallFlow, Flow
+    from airflow_provider_sestek.hooks.retry import RetryPolicy
+    from airflow_provider_sestek.hooks.transport_async import AsyncTransport
+    from airflow_provider_sestek.hooks.transport_sync import SyncTransport
+    from airflow_provider_sestek.hooks.upload import TrainingRequest
+
+# The call flow, the transports and the upload are imported when first used: a DAG file that only builds
+# an operator (every parse of every DAG) needs none of them.
+_LAZY = {
+    "MAX_RETRY_AFTER": "airflow_provider_sestek.hooks.retry",
+    "ASYNC_CLIENTS": "airflow_provider_sestek.hooks.transport_async",
+    "UPLOAD_BLOCK_SIZE": "airflow_provider_sestek.hooks.upload",
+    "MultipartBody": "airflow_provider_sestek.hooks.upload",
+    "TrainingRequest": "airflow_provider_sestek.hooks.upload",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 T = TypeVar("T")
 
@@ -158,9 +178,13 @@ class SestekHook(BaseHook):
     @property
     def retry_policy(self) -> RetryPolicy:
         """The retry limits of this hook's calls."""
+        from airflow_provider_sestek.hooks.retry import RetryPolicy
+
         return RetryPolicy(self.retry_limit, self.retry_delay, self.retry_max_delay, self.retry_deadline)
 
     def _flow(self, config: SestekConnectionConfig) -> CallFlow:
+        from airflow_provider_sestek.hooks.flow import CallFlow
+
         # Built once per hook: a trigger polls thousands of times with the same settings.
         flow, policy = self._call_flow, self.retry_policy
         if (
@@ -175,6 +199,8 @@ class SestekHook(BaseHook):
     def _progress_call(self, cfg: SestekConnectionConfig, model_id: str) -> Call[api.TrainingProgress]:
         call = self._progress_calls.get(model_id)
         if call is None:
+            from airflow_provider_sestek.hooks.flow import Call
+
             api.validate_model_id(model_id)
             url = api.progress_url(cfg.base_url, model_id)
             call = Call("GET", url, "progress", lambda status, body: api.parse_progress_response(status, body, url))
@@ -185,6 +211,8 @@ class SestekHook(BaseHook):
 
     @cached_property
     def _transport(self) -> SyncTransport:
+        from airflow_provider_sestek.hooks.transport_sync import SyncTransport
+
         return SyncTransport(USER_AGENT, self.config.verify)
 
     def get_conn(self) -> requests.Session:
@@ -226,6 +254,8 @@ class SestekHook(BaseHook):
         :param data_urls: http(s) URLs the server downloads.
         :param callback: optional callback settings.
         """
+        from airflow_provider_sestek.hooks.upload import TrainingRequest, check_data_file
+
         api.validate_model_id(model_id)
         api.validate_project_name(project_name)
         files = [check_data_file(f, i) for i, f in enumerate(api.as_list(data_files, "data_files"))]
@@ -260,6 +290,9 @@ class SestekHook(BaseHook):
         :param callback: optional callback settings.
         :return: the experiment object the server returned.
         """
+        from airflow_provider_sestek.hooks.flow import Call
+        from airflow_provider_sestek.hooks.upload import MultipartBody, TrainingRequest
+
         if isinstance(model_id, TrainingRequest):
             request = model_id
         else:
@@ -306,6 +339,8 @@ class SestekHook(BaseHook):
         :param semantic_cache_threshold: similarity needed for a cache hit (0-1).
         :return: ``{"result": [...]}``, one result per question.
         """
+        from airflow_provider_sestek.hooks.flow import Call
+
         api.validate_model_id(model_id)
         queries = api.as_list(query, "query")
         body = api.inference_body(queries, prompt, chat_history, use_semantic_cache, semantic_cache_threshold)
@@ -351,12 +386,16 @@ class SestekHook(BaseHook):
         Async calls outside it work too, but close their connection when nothing else on the loop is in
         flight; wrap a series of calls (as the trigger does for its wait) to reuse connections.
         """
+        from airflow_provider_sestek.hooks.transport_async import ASYNC_CLIENTS
+
         async with ASYNC_CLIENTS.lease():
             yield
 
     async def _arun(self, cfg: SestekConnectionConfig, flow: Flow[T]) -> T:
         transport = self._async_transport
         if transport is None:
+            from airflow_provider_sestek.hooks.transport_async import AsyncTransport
+
             transport = self._async_transport = AsyncTransport(cfg.verify, self.async_max_connections)
         return await transport.run(flow)
 
@@ -383,14 +422,12 @@ class SestekHook(BaseHook):
 USER_AGENT = f"airflow-provider-sestek/{__version__}"
 
 
+# Also importable from here, loaded on first use: MAX_RETRY_AFTER, ASYNC_CLIENTS, UPLOAD_BLOCK_SIZE,
+# MultipartBody, TrainingRequest.
 __all__ = [
     "MAX_RESPONSE_BYTES",
-    "MAX_RETRY_AFTER",
     "TOKEN_CACHE",
-    "UPLOAD_BLOCK_SIZE",
-    "MultipartBody",
     "SestekConnectionConfig",
     "SestekHook",
-    "TrainingRequest",
     "clear_token_cache",
 ]

@@ -18,7 +18,7 @@ from airflow_provider_sestek.exceptions import (
     SestekTransportError,
     SestekValidationError,
 )
-from airflow_provider_sestek.hooks.sestek import SestekHook, TrainingRequest
+from airflow_provider_sestek.hooks.sestek import SestekHook
 from airflow_provider_sestek.links.sestek import PORTAL_URL_XCOM_KEY, SestekModelLink, render_portal_url
 from airflow_provider_sestek.operators import _durable
 from airflow_provider_sestek.operators._common import (
@@ -38,6 +38,8 @@ from airflow_provider_sestek.waiting import ProgressWatcher, raise_for_outcome, 
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
+
+    from airflow_provider_sestek.hooks.upload import TrainingRequest
 
 
 class SestekTrainOperator(BaseOperator):
