@@ -33,25 +33,13 @@ from airflow_provider_sestek.sensors.sestek import SestekTrainingSensor
 from airflow_provider_sestek.testing import Fault, SestekEmulator
 from tests.conftest import connection_json
 from tests.dag_runner import run_dag_file, run_task
+from tests.operators.test_train import train
 
 pytestmark = pytest.mark.usefixtures("airflow_db", "fast_retries")
 
 AIRFLOW_3_3 = __import__("airflow.providers.common.compat.version_compat", fromlist=["x"]).AIRFLOW_V_3_3_PLUS
 needs_state_store = pytest.mark.skipif(not AIRFLOW_3_3, reason="the task state store arrived in Airflow 3.3")
 MODES = pytest.mark.parametrize("deferrable", [False, True], ids=["sync", "deferrable"])
-
-
-def train(faq: str, **kwargs: Any) -> SestekTrainOperator:
-    args: dict[str, Any] = {
-        "task_id": "under_test",
-        "model_id": "faq-bot",
-        "project_name": "FAQ",
-        "data_files": [faq],
-        "poll_interval": 0.05,
-        "deferrable": False,
-    }
-    args.update(kwargs)
-    return SestekTrainOperator(**args)
 
 
 def train_posts(emu: SestekEmulator) -> list[Any]:
