@@ -22,7 +22,7 @@ def main() -> int:
     os.environ.update(
         AIRFLOW_HOME=home,
         AIRFLOW__CORE__LOAD_EXAMPLES="False",
-        AIRFLOW__CORE__DAGS_FOLDER=str(REPO / "airflow_provider_sestek" / "example_dags"),
+        AIRFLOW__CORE__DAGS_FOLDER=str(REPO / "example_dags"),
         SESTEK_EXAMPLE_POLL_INTERVAL="0.5",
     )
     try:
@@ -36,7 +36,8 @@ def main() -> int:
             os.environ["AIRFLOW_CONN_SESTEK_DEFAULT"] = connection_json(emu)
             print(f"[demo] Sestek emulator at {emu.url} (tenant {emu.tenant})", flush=True)
 
-            from airflow_provider_sestek.example_dags.example_sestek_generative_qa import dag
+            sys.path.insert(0, str(REPO / "example_dags"))
+            from example_sestek_generative_qa import dag
 
             run = dag.test()
             state = str(getattr(run, "state", run))

@@ -103,7 +103,7 @@ def deployment() -> Iterator[Deployment]:
     )
     dags = work / "dags"
     dags.mkdir()
-    examples = REPO / "airflow_provider_sestek" / "example_dags"
+    examples = REPO / "example_dags"
     shutil.copy(examples / f"{EXAMPLE}.py", dags)
     shutil.copytree(examples / "data", dags / "data")
     shutil.copy(Path(__file__).parent / "dags" / f"{SECRETS_DAG}.py", dags)
