@@ -28,6 +28,7 @@ import pytest  # noqa: E402
 
 from airflow_provider_sestek.testing import SestekEmulator  # noqa: E402
 from airflow_provider_sestek.testing.pytest_plugin import connection_json  # noqa: E402
+from tests._moto import s3, s3_server  # noqa: E402, F401 - fixtures: moto's S3 server on 127.0.0.1
 
 __all__ = ["connection_json"]
 

@@ -21,18 +21,10 @@ from typing import IO, Any, Protocol
 
 from airflow_provider_sestek import api
 from airflow_provider_sestek.exceptions import SestekDataFileError, SestekValidationError
-from airflow_provider_sestek.hooks.retry import describe_exception
 
 #: Bytes read from a data file per block of a training upload (the HTTP client asks for 16 KiB).
 UPLOAD_BLOCK_SIZE = 512 * 1024
 
-_PROVIDERS = {
-    "s3": "pip install 'apache-airflow-providers-amazon[s3fs]'",
-    "gs": "pip install apache-airflow-providers-google",
-    "gcs": "pip install apache-airflow-providers-google",
-    "abfs": "pip install apache-airflow-providers-microsoft-azure",
-    "az": "pip install apache-airflow-providers-microsoft-azure",
-}
 _URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
@@ -88,10 +80,9 @@ class DataFile:
     def open(self) -> IO[bytes]:
         """The file, open for reading (the caller closes it)."""
         if self.remote:
-            from airflow.providers.common.compat.sdk import ObjectStoragePath
+            from airflow_provider_sestek.hooks.object_storage import open_object
 
-            handle: IO[bytes] = ObjectStoragePath(self.location).open("rb")  # type: ignore[no-untyped-call]
-            return handle
+            return open_object(self.location)
         # Non-blocking open: a FIFO put in the file's place would block open() until a writer comes.
         fd = os.open(self.location, os.O_RDONLY | os.O_NONBLOCK)
         try:
@@ -136,10 +127,12 @@ def check_data_file(entry: Any, index: int) -> DataFile:
     :param index: its position, for the field name in errors.
     """
     field_name = f"data_files[{index}]"
-    if isinstance(entry, os.PathLike):
+    if not isinstance(entry, str | bytes) and hasattr(entry, "protocol"):
+        # An ObjectStoragePath: its str() is the URL with its connection id (conn_id@), which os.fspath() is
+        # not bound to keep (it is os.PathLike on Airflow 2.11).
+        entry = str(entry)
+    elif isinstance(entry, os.PathLike):
         entry = os.fspath(entry)
-    elif not isinstance(entry, str | bytes) and hasattr(entry, "protocol"):
-        entry = str(entry)  # an ObjectStoragePath: its str() is the URL
     if isinstance(entry, bytes):
         entry = entry.decode("utf-8", "replace")
     if not isinstance(entry, str) or not entry.strip():
@@ -185,63 +178,11 @@ def _file_url_path(field_name: str, location: str) -> str:
 
 
 def _check_remote(field_name: str, location: str, shown: str, scheme: str) -> DataFile:
-    from airflow.providers.common.compat.sdk import ObjectStoragePath
+    # Separate module, imported here only: object storage pulls in the filesystem packages.
+    from airflow_provider_sestek.hooks.object_storage import check_object
 
-    try:
-        path = ObjectStoragePath(location)
-    except ImportError as exc:
-        raise SestekValidationError(
-            field_name, shown, f"{scheme}:// needs a filesystem package: {_install_hint(scheme, exc)}"
-        ) from None
-    except ValueError:  # "Unsupported filesystem" (Airflow 3)
-        raise _no_filesystem(field_name, shown, scheme) from None
-    try:
-        exists, is_file = path.exists(), path.is_file()
-        size = path.stat().st_size if is_file else 0
-    except ImportError as exc:
-        raise SestekValidationError(
-            field_name, shown, f"{scheme}:// needs a filesystem package: {_install_hint(scheme, exc)}"
-        ) from None
-    except ValueError as exc:
-        if "No filesystem registered" in str(exc):  # Airflow 2.11 finds out only here
-            raise _no_filesystem(field_name, shown, scheme) from None
-        raise SestekValidationError(field_name, shown, f"cannot be read: {describe_exception(exc)}") from None
-    except Exception as exc:  # credentials, network, permissions: whatever the filesystem package raises
-        raise SestekValidationError(field_name, shown, f"cannot be read: {describe_exception(exc)}") from None
-    if not exists:
-        raise SestekValidationError(field_name, shown, "does not exist in object storage")
-    if not is_file:
-        raise SestekValidationError(field_name, shown, "is not a file")
-    name = location.rstrip("/").rsplit("/", 1)[-1] or location
-    return DataFile(name, location, _content_type(name), remote=True, size=int(size))
-
-
-def _no_filesystem(field_name: str, shown: str, scheme: str) -> SestekValidationError:
-    """The error for a scheme no filesystem serves: a package to install when fsspec knows the scheme."""
-    try:
-        from fsspec.registry import known_implementations
-    except ImportError:  # pragma: no cover - fsspec comes with Airflow
-        known_implementations = {}
-    if scheme in known_implementations:
-        return SestekValidationError(
-            field_name, shown, f"{scheme}:// needs a filesystem package: {_install_hint(scheme, None)}"
-        )
-    return SestekValidationError(
-        field_name, shown, f"no filesystem is known for {scheme}:// (give a local path or an object-storage URL)"
-    )
-
-
-def _install_hint(scheme: str, exc: ImportError | None) -> str:
-    """What to install for a URL scheme, in fsspec's own words when it knows the scheme."""
-    try:
-        from fsspec.registry import known_implementations
-    except ImportError:  # pragma: no cover - fsspec comes with Airflow
-        known_implementations = {}
-    known = known_implementations.get(scheme, {})
-    hint = str(known.get("err") or exc or f"install the fsspec implementation of {scheme}")
-    # Airflow serves object-storage schemes through providers; name the one for the common clouds.
-    provider = _PROVIDERS.get(scheme)
-    return f"{hint} ({provider})" if provider else hint
+    found = check_object(field_name, location, shown, scheme)
+    return DataFile(found.name, location, found.content_type, remote=True, size=found.size)
 
 
 def _content_type(name: str) -> str:

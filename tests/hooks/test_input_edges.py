@@ -48,18 +48,6 @@ def test_unknown_scheme_is_named(sestek_conn: SestekEmulator) -> None:
         SestekHook().prepare_training("faq-bot", "p", data_files=["foo://x/y.txt"])
 
 
-def test_missing_filesystem_package_is_named(sestek_conn: SestekEmulator) -> None:
-    pytest.importorskip("fsspec")
-    try:
-        import s3fs  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        pytest.skip("s3fs is installed here: the missing-package message cannot be seen")
-    with pytest.raises(SestekValidationError, match=r"s3:// needs a filesystem package: .*s3fs"):
-        SestekHook().prepare_training("faq-bot", "p", data_files=["s3://bucket/faq.txt"])
-
-
 def test_file_urls_and_home_paths_are_local_files(
     sestek_conn: SestekEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
