@@ -37,11 +37,12 @@ test-matrix: test
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
-# The peers the benchmarks measure against, and curl: only `make bench` needs them.
+# The peers the benchmarks measure against, curl, and the S3 server (moto) with its s3fs client: only `make bench`
+# needs them (the test extra has the last three too).
 BENCH_STAMP := $(VENV)/.bench-deps-$(AIRFLOW_VERSION)
 $(BENCH_STAMP): $(STAMP)
 	command -v curl >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null)
-	$(BIN)/uv pip install --python $(BIN)/python "apache-airflow==$(AIRFLOW_VERSION)" apache-airflow-providers-http apache-airflow-providers-dbt-cloud psutil
+	$(BIN)/uv pip install --python $(BIN)/python "apache-airflow==$(AIRFLOW_VERSION)" apache-airflow-providers-http apache-airflow-providers-dbt-cloud psutil "apache-airflow-providers-amazon[s3fs]" s3fs "moto[server]>=5"
 	touch $@
 
 bench-deps: $(BENCH_STAMP)

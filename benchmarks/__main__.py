@@ -1,7 +1,7 @@
 """
 ``python -m benchmarks`` (``make bench``): every benchmark, ``benchmarks/results.json`` and BENCHMARKS.md.
 
-``--smoke`` runs a tiny version (50 triggers, a 10 MiB upload) into a temporary directory: it keeps the
+``--smoke`` runs a tiny version (50 triggers, 10 MiB uploads) into a temporary directory: it keeps the
 harness from rotting and asserts nothing about timings.
 """
 
@@ -17,10 +17,10 @@ import time
 from importlib.util import find_spec
 from typing import Any
 
-from benchmarks import imports, poll_cpu, report, tokens, triggers, upload
+from benchmarks import imports, poll_cpu, report, tokens, triggers, upload, upload_s3
 from benchmarks._common import REPO, log, machine_info
 
-SECTIONS = ("upload", "import", "tokens", "triggers", "poll_cpu")
+SECTIONS = ("upload", "upload_s3", "import", "tokens", "triggers", "poll_cpu")
 
 
 def _has(module: str) -> bool:
@@ -40,6 +40,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--measure", type=float, default=None, help="seconds of each trigger measurement window")
     parser.add_argument("--file-mib", type=int, default=None, help="size of the upload (default 1024)")
     parser.add_argument("--upload-reps", type=int, default=None)
+    parser.add_argument("--s3-mib", type=int, default=None, help="size of the s3:// object (default 256)")
+    parser.add_argument("--s3-reps", type=int, default=None)
     parser.add_argument("--import-runs", type=int, default=None)
     parser.add_argument("--operators", type=int, default=None)
     parser.add_argument("--polls", type=int, default=None)
@@ -55,6 +57,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "measure": 30.0,
         "file_mib": 1024,
         "upload_reps": 5,
+        "s3_mib": 256,
+        "s3_reps": 3,
         "import_runs": 11,
         "operators": 100,
         "polls": 10_000,
@@ -69,6 +73,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "measure": 3.0,
         "file_mib": 10,
         "upload_reps": 1,
+        "s3_mib": 10,
+        "s3_reps": 1,
         "import_runs": 2,
         "operators": 5,
         "polls": 200,
@@ -112,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
             "measure_s": args.measure,
             "file_mib": args.file_mib,
             "upload_reps": args.upload_reps,
+            "s3_mib": args.s3_mib,
+            "s3_reps": args.s3_reps,
             "import_runs": args.import_runs,
             "poll_cpu_polls": args.cpu_polls,
             "poll_cpu_concurrency": args.cpu_concurrency,
@@ -121,6 +129,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if "upload" in only:
             results["upload"] = upload.run(workdir, args.file_mib, args.upload_reps)
+        if "upload_s3" in only:
+            if _has("moto") and _has("s3fs"):
+                results["upload_s3"] = upload_s3.run(workdir, args.s3_mib, args.s3_reps)
+            else:
+                log("moto or s3fs is not installed (make bench-deps): the s3:// upload is skipped")
         if "import" in only:
             results["import"] = imports.run(workdir, args.import_runs)
         if "tokens" in only:

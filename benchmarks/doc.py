@@ -56,6 +56,33 @@ parsing the answer into a `TrainingProgress`. Per-round ratios: {round_ratios}; 
 {ours_rate} polls/s, bare {bare_rate} polls/s."""
 
 
+UPLOAD_S3_METHOD = """\
+**Upload from object storage** ({mib} MiB object of random bytes, {reps} rounds, median throughput, worst
+peak RSS; section run of {date}). The object lives in moto's S3 server (`python -m moto.server`, its own
+process on 127.0.0.1) and is read through an `aws` connection whose `endpoint_url` points at it, by the
+amazon provider's s3fs filesystem behind `ObjectStoragePath`. Four clients, each in a fresh process
+(`benchmarks/upload_s3_client.py`), in an order rotating every round: `SestekHook.submit_training` of the
+`s3://conn_id@bucket/key` URL to the sink of the local upload (the object is read in {block} MiB blocks); the
+peer, a bare s3fs read of the same object in the same {block} MiB blocks (`fs.open(key, "rb",
+block_size=...)`, 512 KiB reads thrown away: what getting the bytes out costs at all); the same bare read with
+s3fs's defaults (50 MiB blocks); and `submit_training` of the same bytes from a local file. The baseline is the
+RSS after warm-up (imports, token, the filesystem and its credentials, one metadata request of the object),
+the peak `VmHWM` during the call, reset first. moto reads the whole object for every ranged GET, so a
+request costs the server time in proportion to the object's size: the number of blocks, not the client,
+sets the pace here (the bare read in the same blocks is the like-for-like peer); a real S3 serves a range in
+time proportional to the range."""
+
+
+def _upload_s3_figures(results: dict[str, Any]) -> dict[str, str]:
+    s3 = results.get("upload_s3") or {}
+    return {
+        "mib": _fmt(s3.get("file_mib", "n/a")),
+        "reps": _fmt(s3.get("reps", "n/a")),
+        "date": str(s3.get("date", "n/a")),
+        "block": _fmt(s3.get("block_mib", "n/a")),
+    }
+
+
 def _poll_cpu_figures(results: dict[str, Any]) -> dict[str, str]:
     cpu = results.get("poll_cpu") or {}
     return {
@@ -78,8 +105,8 @@ def render(results: dict[str, Any]) -> str:
 What the provider costs an Airflow deployment, measured against what a user would otherwise pick, side
 by side in the same run. Reproduce with `make bench` (under 10 minutes on the machine below; it
 installs the peers with `make bench-deps`, starts its own servers on 127.0.0.1 and stops them). The run
-writes [`benchmarks/results.json`](benchmarks/results.json) (fixed keys: `upload`, `triggers`, `import`,
-`tokens`, `poll_cpu`) and this file.
+writes [`benchmarks/results.json`](benchmarks/results.json) (fixed keys: `upload`, `upload_s3`, `triggers`,
+`import`, `tokens`, `poll_cpu`) and this file.
 
 Run of {machine.get("date")}{smoke}, total {_fmt(results.get("runtime_s"), 0)} s.
 
@@ -112,6 +139,8 @@ reused 1 MiB buffer and throws it away (`benchmarks/sink.py`). `SestekHook.submi
 request), the peak is `VmHWM` after the upload, reset to the baseline first through `/proc/self/clear_refs`.
 curl's peak RSS comes from `wait4` of that very child, over a curl that fetched a tiny page. Throughput is
 bytes over the time of the upload call (curl: its `time_total`); the sink confirms it received every byte.
+
+{UPLOAD_S3_METHOD.format(**_upload_s3_figures(results))}
 
 **Triggerer scale** (N = {", ".join(f"{n:,}" for n in config.get("trigger_ns", []))}). The emulator runs in
 its own process (`python -m airflow_provider_sestek.testing --advance time --seconds-per-step 1000000`), with

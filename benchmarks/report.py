@@ -9,6 +9,7 @@ from typing import Any
 TARGETS = (
     ("upload.sestek_rss_growth_mib", "Upload: client peak RSS growth <= 64 MiB"),
     ("upload.throughput_vs_curl", "Upload: throughput >= 0.8x curl"),
+    ("upload_s3.sestek_rss_growth_mib", "Upload from s3:// (256 MiB object): client peak RSS growth <= 64 MiB"),
     ("triggers.loop_lag_p99_ms", "Triggers at the largest N: loop-lag p99 <= 100 ms"),
     ("triggers.token_requests", "Triggers at the largest N: exactly 1 token request"),
     ("triggers.max_connections", "Triggers at the largest N: connections <= our pool limit"),
@@ -53,6 +54,11 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
             figure = ours / curl if ours and curl else None
             met = None if figure is None else figure >= 0.8
             shown = f"{figure:.2f}x curl" if figure is not None else "n/a (no curl)"
+        elif key == "upload_s3.sestek_rss_growth_mib":
+            s3 = results.get("upload_s3") or {}
+            figure = s3.get("sestek_rss_growth_mib")
+            met = None if figure is None else figure <= 64
+            shown = f"{_num(figure)} MiB ({_num(s3.get('file_mib'))} MiB object)"
         elif key == "triggers.loop_lag_p99_ms":
             figure = triggers.get("loop_lag_p99_ms")
             met = None if figure is None else figure <= 100
@@ -99,6 +105,8 @@ def table(results: dict[str, Any]) -> str:
     mib = upload.get("file_mib")
     if upload:
         _upload_rows(rows, upload, mib)
+    if results.get("upload_s3"):
+        _upload_s3_rows(rows, results["upload_s3"])
     _trigger_rows(rows, triggers)
     if imports:
         rows.append(
@@ -158,6 +166,30 @@ def _upload_rows(rows: list[tuple[str, str, str, str, str]], upload: dict[str, A
             f"curl {_num(upload.get('curl_rss_growth_mib'))}",
             f"requests/HttpHook {_num(upload.get('naive_rss_growth_mib'))}",
             f"{_ratio(upload.get('sestek_rss_growth_mib'), upload.get('naive_rss_growth_mib'), False)} than requests",
+        )
+    )
+
+
+def _upload_s3_rows(rows: list[tuple[str, str, str, str, str]], s3: dict[str, Any]) -> None:
+    mib, block = s3.get("file_mib"), s3.get("block_mib")
+    rows.append(
+        (
+            f"Upload {mib} MiB from s3:// (moto): throughput (MiB/s)",
+            _num(s3.get("sestek_mib_s"), 0),
+            f"bare s3fs read, {block} MiB blocks {_num(s3.get('s3fs_blocks_read_mib_s'), 0)}",
+            f"s3fs defaults {_num(s3.get('s3fs_read_mib_s'), 0)}; local file {_num(s3.get('local_mib_s'), 0)}",
+            f"{_ratio(s3.get('sestek_mib_s'), s3.get('s3fs_blocks_read_mib_s'), True)} than the bare read",
+        )
+    )
+    rows.append(
+        (
+            f"Upload {mib} MiB from s3:// (moto): client peak RSS growth (MiB)",
+            _num(s3.get("sestek_rss_growth_mib")),
+            f"bare s3fs read, {block} MiB blocks {_num(s3.get('s3fs_blocks_read_rss_growth_mib'))}",
+            f"s3fs defaults {_num(s3.get('s3fs_read_rss_growth_mib'))}; local file "
+            f"{_num(s3.get('local_rss_growth_mib'))}",
+            f"{_ratio(s3.get('sestek_rss_growth_mib'), s3.get('s3fs_blocks_read_rss_growth_mib'), False)} than the "
+            "bare read",
         )
     )
 

@@ -39,6 +39,8 @@ class Sink:
 
     def __enter__(self) -> Sink:
         ready = os.path.join(self.workdir, "sink.url")
+        if os.path.exists(ready):  # a sink started earlier in the run (another section): not this one's URL
+            os.unlink(ready)
         self.proc = subprocess.Popen(
             [PYTHON, "-m", "benchmarks.sink", "--ready-file", ready],
             cwd=REPO,

@@ -1,5 +1,6 @@
 """
-A tiny run of ``python -m benchmarks`` (50 triggers, a 10 MiB upload) so the harness does not rot.
+A tiny run of ``python -m benchmarks`` (50 triggers, 10 MiB uploads from a file and from s3://) so the harness
+does not rot.
 
 It checks that the run completes and that the results have every fixed key; it asserts nothing about
 timings. Peers that are not installed (the http and dbt Cloud providers are installed by ``make
@@ -26,6 +27,15 @@ KEYS = {
         "naive_mib_s",
         "sestek_rss_growth_mib",
         "naive_rss_growth_mib",
+    ),
+    "upload_s3": (
+        "file_mib",
+        "sestek_mib_s",
+        "s3fs_blocks_read_mib_s",
+        "s3fs_read_mib_s",
+        "local_mib_s",
+        "sestek_rss_growth_mib",
+        "s3fs_blocks_read_rss_growth_mib",
     ),
     "triggers": (
         "n",
@@ -75,6 +85,7 @@ def test_bench_smoke_run_completes(tmp_path: Path) -> None:
             if key not in PEER_KEYS:
                 assert results[section][key] is not None, f"{section}.{key}"
     assert results["upload"]["file_mib"] == 10
+    assert results["upload_s3"]["file_mib"] == 10
     assert results["triggers"]["n"] == 50
     if _installed("airflow.providers.http"):
         assert results["triggers"]["peer_rss_per_trigger_kib"] is not None
