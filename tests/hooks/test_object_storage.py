@@ -19,7 +19,7 @@ import pytest
 from airflow_provider_sestek.exceptions import SestekDataFileError, SestekValidationError
 from airflow_provider_sestek.hooks.sestek import SestekHook
 from airflow_provider_sestek.testing import ReceivedFile, SestekEmulator
-from tests._moto import CONN_ID, S3, aws_connection_json
+from tests._moto import ACCESS_KEY, CONN_ID, S3, SECRET_KEY, aws_connection_json
 
 REPO = Path(__file__).resolve().parents[2]
 MIB = 1024 * 1024
@@ -92,8 +92,27 @@ def test_missing_object_or_bucket_fails_before_any_request(
     assert error.value == re.sub(r"//\w+@", "//", url)  # the URL without its connection id
     assert re.search(rule, str(error)), str(error)
     assert str(error).startswith(f"Invalid data_files[1] = {error.value!r}: ")
+    assert SECRET_KEY not in str(error) and ACCESS_KEY not in str(error)
     assert sestek_conn.requests == []  # not even a token request
     assert sestek_conn.counters["trainings_created"] == 0
+
+
+@pytest.mark.usefixtures("airflow_db")
+def test_operator_with_a_missing_object_fails_before_any_request(
+    s3: S3, sestek_conn: SestekEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from airflow_provider_sestek.operators.sestek import SestekTrainOperator
+    from tests.dag_runner import run_task
+
+    url = s3.url("faq/nope.txt")
+    result = run_task(
+        lambda: SestekTrainOperator(task_id="under_test", model_id="faq-bot", project_name="FAQ", data_files=[url])
+    )
+    assert result.task_states["under_test"] == "failed", result
+    captured = capsys.readouterr()
+    assert "SestekValidationError: Invalid data_files[0]" in captured.out + captured.err
+    assert "has no object 'faq/nope.txt'" in captured.out + captured.err
+    assert sestek_conn.requests == []  # not even a token request
 
 
 def test_bad_aws_credentials_are_a_clear_error_without_the_secret(
