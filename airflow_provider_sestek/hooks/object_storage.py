@@ -119,8 +119,13 @@ def open_object(location: str) -> IO[bytes]:
     """
     from airflow.providers.common.compat.sdk import ObjectStoragePath
 
-    path = ObjectStoragePath(location)
-    handle: IO[bytes] = path.fs.open(path.path, "rb", block_size=REMOTE_BLOCK_SIZE)
+    try:
+        path = ObjectStoragePath(location)
+        handle: IO[bytes] = path.fs.open(path.path, "rb", block_size=REMOTE_BLOCK_SIZE)
+    except OSError:
+        raise
+    except Exception as exc:  # a filesystem's own error type: the upload reports OSErrors by the file's name
+        raise OSError(describe_exception(exc)) from None
     return handle
 
 
