@@ -321,6 +321,22 @@ def test_plugin_import_never_imports_airflow() -> None:
     assert result.stdout.strip() == "[]"
 
 
+def test_pytest_plugin_does_not_import_aiohttp() -> None:
+    # The plugin loads in every pytest run of every project with the provider installed; the server
+    # underneath (aiohttp) is only imported when an emulator starts.
+    code = (
+        "import sys\n"
+        "import airflow_provider_sestek.testing.pytest_plugin\n"
+        "from airflow_provider_sestek.testing import SestekEmulator\n"
+        "emulator = SestekEmulator()\n"
+        "print(sorted(m for m in sys.modules if m == 'aiohttp' or m.startswith(('aiohttp.', 'asyncio'))))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=_env(), cwd=REPO, timeout=60, check=True
+    )
+    assert result.stdout.strip() == "[]"
+
+
 def test_import_is_cheap(tmp_path: Path) -> None:
     """The package adds little to the standard-library modules it needs (which dominate on a slow box)."""
     code = (
