@@ -91,3 +91,15 @@ def test_retrieval_ranks_the_matching_passage_first() -> None:
     assert hits[0][0].answer.startswith("Open Settings")
     assert all(0 < score <= 1 for _, score in hits)
     assert index.search("the and of") == []
+
+
+def test_retrieval_matches_word_forms() -> None:
+    from airflow_provider_sestek.testing._retrieval import stem
+
+    assert {stem(w) for w in ("close", "closes", "closing", "closed")} == {"clos"}
+    assert {stem(w) for w in ("open", "opens", "opening", "opened")} == {"open"}
+    assert stem("hours") == stem("hour") and stem("stopped") == stem("stop") and stem("called") == "call"
+    assert stem("is") == "is" and stem("status") == stem("statuses")
+    index = PassageIndex.from_documents([("s.txt", "Our store opens at 9 and closes at 18 on weekdays.")])
+    [(passage, score)] = index.search("When do you close?")
+    assert passage.answer == "Our store opens at 9 and closes at 18 on weekdays." and 0 < score <= 1
