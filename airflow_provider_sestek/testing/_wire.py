@@ -177,6 +177,20 @@ def non_finite_json(answer: Mapping[str, Any], literal: str) -> bytes:
     return ('{"percent":' + literal + tail).encode("utf-8")
 
 
+def _audited(created: str, entity_id: str) -> dict[str, Any]:
+    # ABP's FullAuditedEntity fields, which every entity the API returns ends with.
+    return {
+        "isDeleted": False,
+        "deleterId": None,
+        "deletionTime": None,
+        "lastModificationTime": None,
+        "lastModifierId": None,
+        "creationTime": created,
+        "creatorId": None,
+        "id": entity_id,
+    }
+
+
 def experiment(
     model_id: str,
     *,
@@ -207,14 +221,7 @@ def experiment(
             "experimentId": experiment_id,
             "datasetId": str(uuid.uuid4()),
             "moduleDatasetColumnId": None,
-            "isDeleted": False,
-            "deleterId": None,
-            "deletionTime": None,
-            "lastModificationTime": None,
-            "lastModifierId": None,
-            "creationTime": created,
-            "creatorId": None,
-            "id": str(uuid.uuid4()),
+            **_audited(created, str(uuid.uuid4())),
         }
         for _ in range(datasets)
     ]
@@ -235,14 +242,7 @@ def experiment(
         "lastPublishTime": None,
         "tryToStop": None,
         "completionTime": None,
-        "isDeleted": False,
-        "deleterId": None,
-        "deletionTime": None,
-        "lastModificationTime": None,
-        "lastModifierId": None,
-        "creationTime": created,
-        "creatorId": None,
-        "id": experiment_id,
+        **_audited(created, experiment_id),
     }
 
 
