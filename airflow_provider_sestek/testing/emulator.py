@@ -255,6 +255,9 @@ class SestekEmulator:
         address = self._foreign_listener().address
         if address is not None:
             return self._base_url(*address)
+        if server.in_loop():
+            # Starting it means waiting on the loop this code runs on: await _foreign_base() there instead.
+            raise RuntimeError("foreign_url cannot start the foreign listener from the emulator's own loop")
         return server.call(self._foreign_base)
 
     @property
