@@ -208,8 +208,9 @@ collector runs for both; "events" counts triggers that ended during the window, 
 
 `HttpSensorTrigger` opens a new `aiohttp.ClientSession`, and so a new TCP connection, for every poke and
 closes it afterwards. When its loop falls behind, pokes pile up with a connection each: the "most TCP
-connections" row. The emulator serves each connection on its own thread, so thousands of connections also
-cost the server (and, on a 2-core machine, the CPU the peer's own loop needs); a production server would
-absorb them better, but the churn is the client's. Its polls per second fall short of the configured rate
-when pokes queue behind each other. Memory per trigger includes the connection objects of pokes in flight.
+connections" row. The emulator serves every connection from one aiohttp event loop, so thousands of
+connections also cost the server (and, on a 2-core machine, the CPU the peer's own loop needs); a
+production server would absorb them better, but the churn is the client's. Its polls per second fall
+short of the configured rate when pokes queue behind each other. Memory per trigger includes the
+connection objects of pokes in flight.
 """

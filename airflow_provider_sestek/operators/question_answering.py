@@ -108,8 +108,8 @@ class SestekQuestionAnsweringOperator(BaseOperator):
                 "standalone_question": result.get("standalone_question"),
                 "sources": [d.get("source") for d in result.get("docs") or [] if isinstance(d, dict)],
             }
-            self.log.info(
-                "Q: %s\nA: %s (sources: %s)", question, answer["answer"], ", ".join(map(str, answer["sources"]))
-            )
+            sources = ", ".join(map(str, answer["sources"]))
+            # An answer without documents (nothing matched) gets no empty "(sources: )" tail.
+            self.log.info("Q: %s\nA: %s%s", question, answer["answer"], f" (sources: {sources})" if sources else "")
             answers.append(answer)
         return answers

@@ -8,7 +8,6 @@ free of anything heavier than the standard library.
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from types import MappingProxyType
@@ -408,21 +407,14 @@ class Training:
         }
 
 
-def record_of(handler: Any, path: str, query: str, endpoint: str) -> RecordedRequest:
-    """
-    The record of a request as it arrives (the body's fields are filled in later).
-
-    :param handler: the ``BaseHTTPRequestHandler`` serving it.
-    :param path: the path, without the query.
-    :param query: the query string.
-    :param endpoint: which API it is for.
-    """
-    return RecordedRequest(
-        method=handler.command,
-        path=path,
-        endpoint=endpoint,
-        headers=dict(handler.headers.items()),
-        time=time.time(),
-        query=query,
-        client_port=int(handler.client_address[1]),
-    )
+def zero_counters() -> dict[str, int]:
+    """The emulator's counters before any request: every name :attr:`SestekEmulator.counters` reports."""
+    return {
+        "token_requests": 0,
+        "trainings_created": 0,
+        "bytes_received": 0,
+        "progress_polls": 0,
+        "inference_requests": 0,
+        "callbacks_sent": 0,
+        "callbacks_failed": 0,
+    }

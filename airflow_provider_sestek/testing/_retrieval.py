@@ -2,7 +2,9 @@
 A tiny extractive question answerer standing in for the published Generative QA model.
 
 It only has to be good enough that a DAG asking about an uploaded FAQ gets the matching passage
-back, deterministically and without any model: passages are scored by TF-IDF cosine similarity.
+back, deterministically and without any model: passages are scored by TF-IDF cosine similarity over
+words normalized for case, punctuation and plural/verb endings, so "When do you close?" finds
+"... closes at 18 ...".
 """
 
 from __future__ import annotations
@@ -29,13 +31,43 @@ STOPWORDS = frozenset(
 NO_ANSWER = "I could not find an answer to your question in the provided documents."
 
 
+def stem(word: str) -> str:
+    """
+    Strip the endings a question and its answer most often disagree on: ``closes``, ``closing``,
+    ``closed`` and ``close`` all become ``clos``; ``hours`` becomes ``hour``.
+
+    Deliberately light (no dictionary, no exceptions list): it only has to map the forms of one word to
+    the same key, not to a real word, and a short word is left alone so ``is`` and ``bus`` survive.
+
+    :param word: a lower-cased word.
+    """
+    if len(word) <= 3 or not word.isalpha():
+        return word
+    if word.endswith("ies") and len(word) > 4:
+        word = word[:-3] + "y"
+    elif word.endswith(("sses", "shes", "ches", "xes", "zes")):
+        word = word[:-2]
+    elif word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        word = word[:-1]
+    for suffix in ("ing", "ed"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            word = word[: -len(suffix)]
+            # stopped -> stopp -> stop, but called -> call and passed -> pass keep their double letter.
+            if word[-1] == word[-2] and word[-1] not in "lsz":
+                word = word[:-1]
+            break
+    if word.endswith("e") and len(word) > 3:
+        word = word[:-1]
+    return word
+
+
 def tokenize(text: str) -> list[str]:
     """
-    Lower-case ``text``, drop punctuation and stopwords.
+    Lower-case ``text``, drop punctuation and stopwords, and :func:`stem` what is left.
 
     :param text: any text.
     """
-    return [word for word in _WORD_RE.findall(text.casefold()) if word not in STOPWORDS]
+    return [stem(word) for word in _WORD_RE.findall(text.casefold()) if word not in STOPWORDS]
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,6 +46,24 @@ def test_answers_questions(sestek_conn: SestekEmulator, tmp_path: Path) -> None:
     assert request.json["prompt"] == "Be brief." and len(request.json["inputs"]) == 2
 
 
+def test_an_answer_without_sources_is_logged_without_an_empty_list(
+    sestek_conn: SestekEmulator, tmp_path: Path, capsys
+) -> None:
+    publish(tmp_path)
+    result = run_task(
+        lambda: SestekQuestionAnsweringOperator(
+            task_id="under_test", model_id="faq-bot", queries=["Do you ship abroad?", "zzzz qqqq"]
+        )
+    )
+    assert result.state == "success"
+    shipped, nothing = result.value
+    assert shipped["sources"] == ["faq.txt"]
+    assert nothing["sources"] == [] and nothing["answer"]
+    text = "".join(capsys.readouterr())
+    assert "(sources: faq.txt)" in text and "(sources: )" not in text
+    assert f"A: {nothing['answer']}" in text
+
+
 def test_not_published_is_explained(sestek_conn: SestekEmulator, tmp_path: Path, capsys) -> None:
     data = tmp_path / "faq.txt"
     data.write_text("x")

@@ -541,6 +541,23 @@ def test_inference_answers_from_uploaded_faq(sestek_emulator: SestekEmulator, ht
     assert nothing["docs"] == [] and nothing["answer"]
 
 
+def test_inference_normalizes_case_punctuation_and_word_endings(
+    sestek_emulator: SestekEmulator, http: requests.Session
+) -> None:
+    emu = sestek_emulator
+    token = get_token(http, emu)
+    inference_token = get_token(http, emu, inference=True)
+    store = b"Our store opens at 9 and closes at 18 on weekdays.\n\nParking is free for customers."
+    train(http, emu, token, "store", files=[("store.txt", store)])
+    poll_until(http, emu, token, "store", running)
+    sentence = "Our store opens at 9 and closes at 18 on weekdays."
+    for question in ("When do you close?", "CLOSING time?", "What are the opening hours?", "when do you OPEN"):
+        result = ask(http, emu, inference_token, "store", question).json()["result"][0]
+        assert result["answer"] == sentence, question
+        assert result["docs"][0]["source"] == "store.txt"
+    assert "Parking" in ask(http, emu, inference_token, "store", "Is there a car park?").json()["result"][0]["answer"]
+
+
 def test_inference_semantic_cache(sestek_emulator: SestekEmulator, http: requests.Session) -> None:
     emu = sestek_emulator
     token = get_token(http, emu)

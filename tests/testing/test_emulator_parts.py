@@ -1,25 +1,20 @@
-"""Unit tests of the emulator's streaming multipart parser and its tiny retriever."""
+"""
+The upload form over HTTP (aiohttp's multipart reader underneath: only what the emulator makes of it is
+tested here) and the emulator's tiny retriever.
+"""
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
-from typing import BinaryIO
 
 import pytest
+import requests
 
-from airflow_provider_sestek.testing._multipart import (
-    BadFraming,
-    BodyReader,
-    IncompleteBody,
-    MultipartError,
-    MultipartParser,
-    parse_header_value,
-)
+from airflow_provider_sestek.testing import SestekEmulator
 from airflow_provider_sestek.testing._retrieval import PassageIndex, split_passages
 
-from ._helpers import FAQ, sha256
+from ._helpers import FAQ, TRAIN, bearer, sha256
 
 BOUNDARY = "----b0undary"
 
@@ -32,36 +27,33 @@ def _body(*parts: tuple[str, str | None, bytes]) -> bytes:
     return out + f"--{BOUNDARY}--\r\nepilogue".encode()
 
 
-def _parse(body: bytes, tmp_path: Path, chunk_size: int) -> tuple[dict[str, list[str]], list[tuple[str, str, bytes]]]:
-    def open_file(field: str, filename: str, index: int) -> tuple[BinaryIO, str]:
-        path = str(tmp_path / f"{chunk_size}-{index}")
-        return open(path, "wb"), path
-
-    reader = BodyReader(io.BytesIO(body), len(body), False)
-    fields, files = MultipartParser(reader, BOUNDARY, open_file, chunk_size=chunk_size).parse()
-    assert reader.done and reader.consumed == len(body)
-    contents = []
-    for received in files:
-        data = Path(received.path).read_bytes()
-        assert (received.size, received.sha256) == (len(data), sha256(data))
-        contents.append((received.field, received.filename, data))
-    return fields, contents
+def _post(emu: SestekEmulator, http: requests.Session, body: bytes) -> requests.Response:
+    headers = {**bearer(emu.issue_token()), "Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
+    return http.post(emu.url + TRAIN, headers=headers, data=body, timeout=10)
 
 
-@pytest.mark.parametrize("chunk_size", [1, 2, 3, 7, 16, 61, 4096])
-def test_parts_split_anywhere_across_reads(tmp_path: Path, chunk_size: int) -> None:
-    # Contents that almost contain the delimiter must survive any split point.
+def test_contents_that_almost_contain_the_delimiter_survive(
+    sestek_emulator: SestekEmulator, http: requests.Session
+) -> None:
     tricky = b"\r\n--" + BOUNDARY[:-1].encode() + b"\r\n--" + b"\r" * 5 + os.urandom(300)
     body = _body(
         ("modelId", None, b"model-1"),
+        ("projectName", None, b"P"),
         ("dataFiles", "a.txt", tricky),
         ("dataUrls", None, "https://x/ü".encode()),
         ("dataFiles", "empty.txt", b""),
         ("dataUrls", None, b""),
     )
-    fields, files = _parse(body, tmp_path, chunk_size)
-    assert fields == {"modelId": ["model-1"], "dataUrls": ["https://x/ü", ""]}
-    assert files == [("dataFiles", "a.txt", tricky), ("dataFiles", "empty.txt", b"")]
+    response = _post(sestek_emulator, http, body)
+    assert response.status_code == 200, response.text
+    record = sestek_emulator.requests[-1]
+    assert record.form == {"modelId": ["model-1"], "projectName": ["P"], "dataUrls": ["https://x/ü", ""]}
+    assert [(f.filename, f.size, f.sha256) for f in record.files] == [
+        ("a.txt", len(tricky), sha256(tricky)),
+        ("empty.txt", 0, sha256(b"")),
+    ]
+    assert Path(record.files[0].path).read_bytes() == tricky
+    assert record.body_size == len(body)
 
 
 @pytest.mark.parametrize(
@@ -73,33 +65,14 @@ def test_parts_split_anywhere_across_reads(tmp_path: Path, chunk_size: int) -> N
         b"no boundary at all",
     ],
 )
-def test_malformed_multipart(tmp_path: Path, body: bytes) -> None:
-    with pytest.raises(MultipartError):
-        _parse(body, tmp_path, 5)
-
-
-def test_chunked_body_reader() -> None:
-    raw = b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nTrailer: x\r\n\r\nNEXT REQUEST"
-    stream = io.BytesIO(raw)
-    reader = BodyReader(stream, None, True)
-    assert reader.read_all(100) == b"hello world"
-    assert reader.done and stream.read() == b"NEXT REQUEST"
-    with pytest.raises(IncompleteBody):
-        BodyReader(io.BytesIO(b"a\r\nshort"), None, True).read_all(100)
-    with pytest.raises(BadFraming):
-        BodyReader(io.BytesIO(b"zz\r\n"), None, True).read_all(100)
-    with pytest.raises(IncompleteBody):
-        BodyReader(io.BytesIO(b"abc"), 10, False).read_all(100)
-
-
-def test_parse_header_value() -> None:
-    assert parse_header_value('multipart/form-data; boundary="a;b"') == ("multipart/form-data", {"boundary": "a;b"})
-    main, params = parse_header_value(
-        'form-data; name="dataFiles"; filename="a\\"b.txt"; filename*=UTF-8\'\'%C5%9Fube.txt'
-    )
-    assert main == "form-data"
-    assert params["name"] == "dataFiles" and params["filename"] == "şube.txt"
-    assert parse_header_value("Application/JSON")[0] == "application/json"
+def test_malformed_multipart_is_a_400_and_creates_nothing(
+    sestek_emulator: SestekEmulator, http: requests.Session, body: bytes
+) -> None:
+    response = _post(sestek_emulator, http, body)
+    assert response.status_code == 400 and response.headers["_AbpErrorFormat"] == "true", response.text
+    assert "Failed to read the request form" in response.json()["error"]["details"]
+    assert sestek_emulator.counters["trainings_created"] == 0
+    assert list((sestek_emulator.data_dir / "uploads").iterdir()) == []
 
 
 def test_passages_from_faq_blocks_with_and_without_blank_lines() -> None:
@@ -118,3 +91,15 @@ def test_retrieval_ranks_the_matching_passage_first() -> None:
     assert hits[0][0].answer.startswith("Open Settings")
     assert all(0 < score <= 1 for _, score in hits)
     assert index.search("the and of") == []
+
+
+def test_retrieval_matches_word_forms() -> None:
+    from airflow_provider_sestek.testing._retrieval import stem
+
+    assert {stem(w) for w in ("close", "closes", "closing", "closed")} == {"clos"}
+    assert {stem(w) for w in ("open", "opens", "opening", "opened")} == {"open"}
+    assert stem("hours") == stem("hour") and stem("stopped") == stem("stop") and stem("called") == "call"
+    assert stem("is") == "is" and stem("status") == stem("statuses")
+    index = PassageIndex.from_documents([("s.txt", "Our store opens at 9 and closes at 18 on weekdays.")])
+    [(passage, score)] = index.search("When do you close?")
+    assert passage.answer == "Our store opens at 9 and closes at 18 on weekdays." and 0 < score <= 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import os
 import shutil
@@ -319,6 +320,26 @@ def test_plugin_import_never_imports_airflow() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, env=_env(), cwd=REPO, timeout=60, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def _modules_after(code: str, wanted: str) -> list[str]:
+    """Run ``code`` in a fresh interpreter; return the loaded modules ``wanted`` (an expression on ``m``) selects."""
+    script = f"import sys\n{code}\nprint(sorted(m for m in sys.modules if {wanted}))\n"
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=_env(), cwd=REPO, timeout=60, check=True
+    )
+    return list(ast.literal_eval(result.stdout.strip()))
+
+
+def test_pytest_plugin_does_not_import_aiohttp() -> None:
+    # The plugin loads in every pytest run of every project with the provider installed; the server
+    # underneath (aiohttp) is only imported when an emulator starts.
+    code = (
+        "import airflow_provider_sestek.testing.pytest_plugin\n"
+        "from airflow_provider_sestek.testing import SestekEmulator\n"
+        "emulator = SestekEmulator()"
+    )
+    assert _modules_after(code, "m.split('.')[0] in ('aiohttp', 'asyncio')") == []
 
 
 def test_import_is_cheap(tmp_path: Path) -> None:

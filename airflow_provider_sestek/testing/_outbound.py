@@ -1,0 +1,200 @@
+"""
+Calls the emulator makes itself: training callbacks (with their own token request) and the fetches of
+loopback ``dataUrls``, plus building the answer index from what was uploaded or fetched.
+
+They use the standard library's ``urllib`` on daemon threads, never the event loop that serves the
+API: a slow or dead receiver must not stall the emulator, and these calls stay independent of the
+HTTP stack the server runs on.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ._lifecycle import Event, Generation
+from ._model import CallbackAttempt, CallbackInfo
+from ._retrieval import PassageIndex
+from ._wire import json_bytes
+
+if TYPE_CHECKING:
+    import urllib.request
+
+__all__ = ["Outbound"]
+
+_log = logging.getLogger(__name__)
+
+_TOKEN_PATH = "/connect/token"
+_URL_FETCH_LIMIT = 64 << 20
+_URL_FETCH_TIMEOUT = 2.0
+_CALLBACK_TIMEOUT = 5.0
+_INDEX_FILE_LIMIT = 4 << 20
+_INDEX_MODEL_LIMIT = 8 << 20
+
+
+@functools.cache
+def _opener() -> urllib.request.OpenerDirector:
+    # Imported on first use: urllib.request is slow to import and only callbacks and data URLs need it.
+    import urllib.request
+
+    # No proxy: the emulator is an offline tool, and a proxy from the environment would hijack loopback calls.
+    return urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class Outbound:
+    """
+    Sends callbacks and fetches data URLs on threads of their own.
+
+    :param lock: the emulator's lock, held while generations are updated.
+    :param stopping: set when the emulator stops; pending fetches give up.
+    :param on_attempt: told about every finished callback attempt and whether it succeeded.
+    """
+
+    def __init__(
+        self, lock: threading.Lock, stopping: threading.Event, on_attempt: Callable[[CallbackAttempt, bool], None]
+    ) -> None:
+        self._lock = lock
+        self._stopping = stopping
+        self._on_attempt = on_attempt
+
+    def fire(self, events: list[Event]) -> None:
+        """
+        Deliver each event's callback in the background.
+
+        :param events: what the lifecycle returned.
+        """
+        for event in events:
+            threading.Thread(target=self._deliver, args=(event,), name="sestek-emulator-callback", daemon=True).start()
+
+    def _deliver(self, event: Event) -> None:
+        import urllib.error
+        import urllib.request
+
+        info = event.callback
+        status: int | None = None
+        error: str | None = None
+        token: str | None = None
+        try:
+            if info.identity_address and info.client_id:
+                token = self._token(info)
+            payload = {
+                "modelId": event.model_id,
+                "event": event.event,
+                "trainingStatus": event.training_status,
+                "inferenceStatus": event.inference_status,
+                "percent": event.percent,
+            }
+            headers = {"Content-Type": "application/json"}
+            if token:
+                headers["Authorization"] = f"Bearer {token}"
+            request = urllib.request.Request(info.address, data=json_bytes(payload), headers=headers, method="POST")  # noqa: S310 - the user's callback URL
+            with _opener().open(request, timeout=_CALLBACK_TIMEOUT) as response:
+                status = int(response.status)
+                response.read()
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+            error = f"callback answered HTTP {exc.code}"
+        except Exception as exc:  # a broken receiver must never take the emulator down
+            error = f"{type(exc).__name__}: {exc}"
+        succeeded = error is None and status is not None and 200 <= status < 300
+        attempt = CallbackAttempt(
+            event.model_id, event.event, info.address, status, error, token is not None, time.time()
+        )
+        self._on_attempt(attempt, succeeded)
+        _log.debug("callback %s for %s: status=%s error=%s", event.event, event.model_id, status, error)
+
+    @staticmethod
+    def _token(info: CallbackInfo) -> str:
+        import urllib.request
+
+        assert info.identity_address is not None
+        token_url = info.identity_address.rstrip("/")
+        if not token_url.endswith(_TOKEN_PATH):
+            token_url += _TOKEN_PATH
+        form = urllib.parse.urlencode(
+            {
+                "client_id": info.client_id or "",
+                "client_secret": info.client_secret or "",
+                "grant_type": "client_credentials",
+            }
+        ).encode("ascii")
+        request = urllib.request.Request(  # noqa: S310 - the user's callback identity URL
+            token_url, data=form, headers={"Content-Type": "application/x-www-form-urlencoded"}, method="POST"
+        )
+        with _opener().open(request, timeout=_CALLBACK_TIMEOUT) as response:
+            body = json.loads(response.read())
+        token = body.get("access_token") if isinstance(body, dict) else None
+        if not isinstance(token, str) or not token:
+            raise ValueError("callback token response has no access_token")
+        return token
+
+    def fetch(self, gen: Generation, urls: list[str], directory: str) -> None:
+        """
+        Start fetching ``urls`` into ``directory`` for ``gen``'s answer index.
+
+        :param gen: the generation the documents belong to.
+        :param urls: loopback data URLs (the emulator is offline: nothing else is fetched).
+        :param directory: the generation's upload directory.
+        """
+        gen.fetcher = threading.Thread(
+            target=self._fetch, args=(gen, urls, directory), name="sestek-emulator-fetch", daemon=True
+        )
+        gen.fetcher.start()
+
+    def _fetch(self, gen: Generation, urls: list[str], directory: str) -> None:
+        for index, url in enumerate(urls):
+            if self._stopping.is_set():
+                return
+            path = os.path.join(directory, f"url-{index:04d}.txt")
+            try:
+                os.makedirs(directory, exist_ok=True)
+                with _opener().open(url, timeout=_URL_FETCH_TIMEOUT) as response, open(path, "wb") as out:
+                    remaining = _URL_FETCH_LIMIT
+                    while remaining > 0:
+                        chunk = response.read(min(1 << 20, remaining))
+                        if not chunk:
+                            break
+                        out.write(chunk)
+                        remaining -= len(chunk)
+            except Exception as exc:  # an unreachable data URL is the client's problem, not the server's
+                _log.debug("fetching data URL %s failed: %s", url, exc)
+                continue
+            with self._lock:
+                gen.url_documents[url] = path
+
+    def index_for(self, gen: Generation) -> PassageIndex:
+        """
+        The answer index of ``gen``, built on first use (blocking: file reads and the URL fetches).
+
+        :param gen: the deployed generation.
+        """
+        if gen.index is not None:
+            return gen.index
+        with gen.index_lock:
+            if gen.index is None:
+                if gen.fetcher is not None:
+                    gen.fetcher.join(timeout=len(gen.urls) * (_URL_FETCH_TIMEOUT + 1))
+                with self._lock:
+                    sources = [(f.filename or f.field, f.path) for f in gen.files]
+                    sources.extend(gen.url_documents.items())
+                documents: list[tuple[str, str]] = []
+                budget = _INDEX_MODEL_LIMIT
+                for source, path in sources:
+                    if budget <= 0:
+                        break
+                    try:
+                        with open(path, "rb") as handle:
+                            raw = handle.read(min(_INDEX_FILE_LIMIT, budget))
+                    except OSError:
+                        continue
+                    budget -= len(raw)
+                    documents.append((source, raw.decode("utf-8-sig", "replace")))
+                gen.index = PassageIndex.from_documents(documents)
+            return gen.index
