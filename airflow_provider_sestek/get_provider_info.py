@@ -68,6 +68,16 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
 
 _INTEGRATION = "Sestek AI"
 
+#: The ``sestek`` asset scheme (the trained model). Airflow 3 reads ``asset-uris``, 2.11 ``dataset-uris``.
+ASSET_URIS: list[dict[str, Any]] = [
+    {
+        "schemes": ["sestek"],
+        "handler": "airflow_provider_sestek.assets.sestek.sanitize_uri",
+        "factory": "airflow_provider_sestek.assets.sestek.create_asset",
+        "to_openlineage_converter": "airflow_provider_sestek.assets.sestek.convert_asset_to_openlineage",
+    }
+]
+
 
 def get_provider_info() -> dict[str, Any]:
     """Return the provider info dict; ``package-name`` must equal the distribution name."""
@@ -101,4 +111,6 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "extra-links": ["airflow_provider_sestek.links.sestek.SestekModelLink"],
+        "asset-uris": ASSET_URIS,
+        "dataset-uris": ASSET_URIS,
     }
