@@ -100,7 +100,15 @@ def get_provider_info() -> dict[str, Any]:
             {"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_sestek.operators.sestek"]}
         ],
         "sensors": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_sestek.sensors.sestek"]}],
-        "triggers": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_sestek.triggers.sestek"]}],
+        "triggers": [
+            {
+                "integration-name": _INTEGRATION,
+                "python-modules": [
+                    "airflow_provider_sestek.triggers.sestek",
+                    "airflow_provider_sestek.triggers.published",
+                ],
+            }
+        ],
         "connection-types": [
             {
                 "hook-class-name": "airflow_provider_sestek.hooks.sestek.SestekHook",
