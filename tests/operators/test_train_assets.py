@@ -11,54 +11,19 @@ import pytest
 from airflow_provider_sestek.assets import model_asset_uri
 from airflow_provider_sestek.operators._assets import MODEL_ALIAS
 from airflow_provider_sestek.testing import SestekEmulator
+from tests._assets import AIRFLOW_3, asset_events, register_alias
 from tests.conftest import connection_json
 from tests.dag_runner import run_task
 from tests.operators.test_train import train
 
 pytestmark = pytest.mark.usefixtures("airflow_db", "alias_in_db")
 
-AIRFLOW_3 = int(__import__("airflow").__version__.split(".")[0]) >= 3
 AIRFLOW_3_3 = __import__("airflow.providers.common.compat.version_compat", fromlist=["x"]).AIRFLOW_V_3_3_PLUS
-
-
-def asset_events(uri: str) -> list[dict[str, Any]]:
-    """The asset (2.11: dataset) events of ``uri`` in the metadata DB, oldest first."""
-    from sqlalchemy import select
-
-    try:
-        from airflow.utils.session import create_session
-    except ImportError:  # pragma: no cover
-        from airflow.settings import Session as create_session  # type: ignore[no-redef]
-    if AIRFLOW_3:
-        from airflow.models.asset import AssetEvent as Event
-        from airflow.models.asset import AssetModel as Model
-
-        key = Event.asset_id
-    else:
-        from airflow.models.dataset import DatasetEvent as Event  # type: ignore[no-redef]
-        from airflow.models.dataset import DatasetModel as Model  # type: ignore[no-redef]
-
-        key = Event.dataset_id
-    with create_session() as session:
-        rows = session.execute(select(Event).join(Model, Model.id == key).where(Model.uri == uri).order_by(Event.id))
-        return [{"extra": dict(e.extra or {}), "source_task_id": e.source_task_id} for (e,) in rows]
 
 
 @pytest.fixture
 def alias_in_db(airflow_db: str) -> None:
-    """
-    Airflow 2.11 records an alias event only for an alias its DAG processor wrote to the DB when it parsed
-    the DAG; ``dag.test()`` parses nothing, so the row is written here, as the DAG processor would.
-    """
-    if AIRFLOW_3:
-        return
-    from airflow.models.dataset import DatasetAliasModel
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        if session.scalar(select(DatasetAliasModel).where(DatasetAliasModel.name == MODEL_ALIAS)) is None:
-            session.add(DatasetAliasModel(name=MODEL_ALIAS))
+    register_alias()
 
 
 def user_asset() -> Any:
