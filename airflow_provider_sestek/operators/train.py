@@ -442,10 +442,8 @@ class SestekTrainOperator(BaseOperator):
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """
-        OpenLineage: the training data (files and URLs) are inputs, the trained model is the output. No
-        credentials: ``user:password@`` is stripped from every URL.
-
-        Called by the OpenLineage provider (when installed) after the task succeeded.
+        OpenLineage (called by its provider after success): data files and URLs in, the model out (named as
+        its asset); ``user:password@`` is stripped from every URL.
 
         :param task_instance: the finished task instance (unused).
         """
