@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -106,3 +107,22 @@ def test_model_watcher_example(sestek_conn: SestekEmulator, monkeypatch: pytest.
     dag_run = run_dag_file(mod.dag.dag_id, lambda: load_example(module).dag)
     states = {ti.task_id: str(getattr(ti.state, "value", ti.state)) for ti in dag_run.get_task_instances()}
     assert states == {"ask_published_model": "success"}
+
+
+@pytest.mark.parametrize("module", ["example_sestek_model_asset", "example_sestek_model_watcher"])
+def test_serialized_asset_dags_hold_no_secret(sestek_conn: SestekEmulator, module: str) -> None:
+    """The serialized DAGs (the watcher's trigger kwargs, the alias, the asset URIs) name the model, no secret."""
+    try:  # Airflow 3.2+
+        from airflow.serialization.serialized_objects import DagSerialization
+    except ImportError:
+        from airflow.serialization.serialized_objects import SerializedDAG as DagSerialization  # type: ignore[no-redef]
+
+    mod = load_example(module)
+    dags = [d for d in vars(mod).values() if type(d).__name__ == "DAG"]
+    if not AIRFLOW_3 and module.endswith("watcher"):
+        assert dags == []
+        return
+    text = json.dumps([DagSerialization.to_dict(d) for d in dags], default=str)
+    assert "sestek://127.0.0.1:" in text
+    for secret in (sestek_conn.train_client[1], sestek_conn.inference_client[1]):
+        assert secret not in text
