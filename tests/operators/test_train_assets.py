@@ -130,3 +130,21 @@ def test_durable_retry_returning_the_finished_training_emits(
     events = asset_events(uri)
     assert len(events) == before + 1
     assert events[-1]["extra"]["experiment_id"] == emu.trainings["faq-bot"].experiment_id
+
+
+@pytest.mark.skipif(AIRFLOW_3, reason="Airflow 2.11 only")
+def test_airflow_2_alias_not_recorded_still_succeeds(sestek_conn: SestekEmulator, faq: str) -> None:
+    """dag.test() on 2.11 records no alias (no DAG processor): the training succeeds, without a dataset event."""
+    from airflow.models.dataset import DatasetAliasModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import delete
+
+    with create_session() as session:
+        session.execute(delete(DatasetAliasModel).where(DatasetAliasModel.name == MODEL_ALIAS))
+    uri = model_asset_uri("faq-bot", host=sestek_conn.url, tenant=sestek_conn.tenant)
+    try:
+        result = run_task(lambda: train(faq))
+        assert result.state == "success", result
+        assert asset_events(uri) == []
+    finally:
+        register_alias()
