@@ -10,12 +10,10 @@ runs once per publication. Works on Airflow 2.11 too (``DatasetAlias`` / ``Datas
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from airflow_provider_sestek.api import TrainingProgress
-from airflow_provider_sestek.assets.sestek import model_asset_uri, validate_tenant
-from airflow_provider_sestek.exceptions import SestekValidationError
-from airflow_provider_sestek.hooks.config import SestekConnectionConfig
+if TYPE_CHECKING:
+    from airflow_provider_sestek.hooks.config import SestekConnectionConfig
 
 #: The asset alias every ``SestekTrainOperator`` declares; its events point at the models' assets.
 MODEL_ALIAS = "sestek-trained-models"
@@ -68,6 +66,11 @@ def emit_model_event(
     :param experiment_id: the experiment id, when known.
     :param log: the task logger.
     """
+    # Imported here, not at the top: this module is imported on every DAG parse, these only on success.
+    from airflow_provider_sestek.api import TrainingProgress
+    from airflow_provider_sestek.assets.sestek import model_asset_uri, validate_tenant
+    from airflow_provider_sestek.exceptions import SestekValidationError
+
     if not result.get("training_status") or not TrainingProgress.from_dict(result).is_published:
         log.info("Model %s is not published yet: no asset event", result.get("model_id"))
         return None

@@ -9,7 +9,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from airflow_provider_sestek import api
-from airflow_provider_sestek.assets.sestek import model_identity
 from airflow_provider_sestek.hooks.config import SestekConnectionConfig
 
 
@@ -26,6 +25,8 @@ def training_lineage(cfg: SestekConnectionConfig, model_id: str, sources: Sequen
 
     inputs = [Dataset(namespace=ns, name=name) for ns, name in map(lineage_name, sources)]
     # The same naming as the model's asset URI (sestek://host[:port]/tenant/model_id).
+    from airflow_provider_sestek.assets.sestek import model_identity
+
     namespace, name = model_identity(cfg.base_url, cfg.tenant, model_id)
     return OperatorLineage(inputs=inputs, outputs=[Dataset(namespace=namespace, name=name)])
 
