@@ -172,3 +172,16 @@ class SestekTimeout(SestekError):
             f"Timed out waiting for Sestek model {model_id!r}{after}; last status: {last_status}. "
             "The training goes on on the Sestek side (the public API has no cancel endpoint)."
         )
+
+
+class SestekUnsupported(SestekError):
+    """
+    A feature needs a newer Airflow than the one running (e.g. asset watchers need Airflow 3).
+
+    :param feature: what was asked for.
+    :param reason: why it cannot work here, and what to do instead.
+    """
+
+    def __init__(self, feature: str, reason: str) -> None:
+        self.feature = feature
+        super().__init__(f"{feature} is not available: {reason}")

@@ -68,6 +68,16 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
 
 _INTEGRATION = "Sestek AI"
 
+#: The ``sestek`` asset scheme (the trained model). Airflow 3 reads ``asset-uris``, 2.11 ``dataset-uris``.
+ASSET_URIS: list[dict[str, Any]] = [
+    {
+        "schemes": ["sestek"],
+        "handler": "airflow_provider_sestek.assets.sestek.sanitize_uri",
+        "factory": "airflow_provider_sestek.assets.sestek.create_asset",
+        "to_openlineage_converter": "airflow_provider_sestek.assets.sestek.convert_asset_to_openlineage",
+    }
+]
+
 
 def get_provider_info() -> dict[str, Any]:
     """Return the provider info dict; ``package-name`` must equal the distribution name."""
@@ -90,7 +100,15 @@ def get_provider_info() -> dict[str, Any]:
             {"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_sestek.operators.sestek"]}
         ],
         "sensors": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_sestek.sensors.sestek"]}],
-        "triggers": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_sestek.triggers.sestek"]}],
+        "triggers": [
+            {
+                "integration-name": _INTEGRATION,
+                "python-modules": [
+                    "airflow_provider_sestek.triggers.sestek",
+                    "airflow_provider_sestek.triggers.published",
+                ],
+            }
+        ],
         "connection-types": [
             {
                 "hook-class-name": "airflow_provider_sestek.hooks.sestek.SestekHook",
@@ -101,4 +119,6 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "extra-links": ["airflow_provider_sestek.links.sestek.SestekModelLink"],
+        "asset-uris": ASSET_URIS,
+        "dataset-uris": ASSET_URIS,
     }

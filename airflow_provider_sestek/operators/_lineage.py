@@ -24,9 +24,11 @@ def training_lineage(cfg: SestekConnectionConfig, model_id: str, sources: Sequen
     from airflow.providers.openlineage.extractors import OperatorLineage
 
     inputs = [Dataset(namespace=ns, name=name) for ns, name in map(lineage_name, sources)]
-    host = urlsplit(api.redact_url(cfg.base_url)).netloc
-    model = f"{cfg.tenant}/{model_id}" if cfg.tenant else str(model_id)
-    return OperatorLineage(inputs=inputs, outputs=[Dataset(namespace=f"sestek://{host}", name=model)])
+    # The same naming as the model's asset URI (sestek://host[:port]/tenant/model_id).
+    from airflow_provider_sestek.assets.sestek import model_identity
+
+    namespace, name = model_identity(cfg.base_url, cfg.tenant, model_id)
+    return OperatorLineage(inputs=inputs, outputs=[Dataset(namespace=namespace, name=name)])
 
 
 def lineage_name(location: str) -> tuple[str, str]:

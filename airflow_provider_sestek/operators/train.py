@@ -21,6 +21,7 @@ from airflow_provider_sestek.exceptions import (
 from airflow_provider_sestek.hooks.sestek import SestekHook
 from airflow_provider_sestek.links.sestek import PORTAL_URL_XCOM_KEY, SestekModelLink, render_portal_url
 from airflow_provider_sestek.operators import _durable
+from airflow_provider_sestek.operators._assets import emit_model_event, with_model_alias
 from airflow_provider_sestek.operators._common import (
     check_poll_interval,
     default_deferrable,
@@ -91,7 +92,10 @@ class SestekTrainOperator(BaseOperator):
     :param durable: remember the training in the task state store (Airflow 3.3+) and follow the table above,
         as ``ResumableJobMixin`` does; ``False`` neither reads nor writes the store: every run submits.
     :return: ``{"model_id", "training_status", "inference_status", "percent"}``; ``model_id`` is also
-        pushed to XCom under key ``model_id`` right after submit.
+        pushed to XCom under key ``model_id`` right after submit (and ``experiment_id`` when known).
+
+    The published model is an asset event on ``sestek://{host[:port]}/{tenant}/{model_id}``, emitted through the
+    alias ``sestek-trained-models`` added to ``outlets`` (the user's own are kept); see :mod:`.._assets`.
     """
 
     template_fields: Sequence[str] = (
@@ -134,6 +138,7 @@ class SestekTrainOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         refuse_default_args_secret(kwargs.get("default_args"))
+        kwargs["outlets"] = with_model_alias(kwargs.get("outlets"))
         super().__init__(**kwargs)
         self.model_id = model_id
         self.project_name = project_name
@@ -155,6 +160,8 @@ class SestekTrainOperator(BaseOperator):
         self.durable = durable
         #: The rendered portal link, once known (read by :class:`SestekModelLink`).
         self.sestek_portal_url: str | None = None
+        #: The Sestek experiment id of the training this run submitted or resumed (the asset event's extra).
+        self._experiment_id: str | None = None
 
     @classmethod
     def partial(cls, **kwargs: Any) -> Any:  # type: ignore[override]
@@ -165,6 +172,7 @@ class SestekTrainOperator(BaseOperator):
         """
         refuse_mapped_secret(kwargs, "partial")
         refuse_default_args_secret(kwargs.get("default_args"))
+        kwargs["outlets"] = with_model_alias(kwargs.get("outlets"))
         partial = super().partial(**kwargs)  # type: ignore[misc]
         dag = partial.kwargs.get("dag")
         refuse_default_args_secret(getattr(dag, "default_args", None))
@@ -253,6 +261,8 @@ class SestekTrainOperator(BaseOperator):
             self.log.warning("task_state_store not available in context, crash recovery is disabled for this run")
             return None
         record = _durable.read(store, self.model_id)
+        if record is not None and record.phase != "succeeded":
+            self._experiment_id = record.experiment_id
         if record is None or record.phase == "succeeded":
             if record is not None:
                 self.log.info(
@@ -322,7 +332,8 @@ class SestekTrainOperator(BaseOperator):
             experiment_id,
             experiment.get("statusMessage"),
         )
-        record = _durable.DurableRecord(self.model_id, "submitted", str(experiment_id) if experiment_id else None)
+        self._experiment_id = str(experiment_id) if experiment_id else None
+        record = _durable.DurableRecord(self.model_id, "submitted", self._experiment_id)
         _durable.write(store, record, end_time)
         progress = api.parse_progress({"percent": experiment.get("percent", 0), "trainingStatus": "Initialized"})
         return progress, False
@@ -365,6 +376,8 @@ class SestekTrainOperator(BaseOperator):
         progress, done = self._submit_or_attach(request, context, end_time)
         ti = context["ti"]
         ti.xcom_push(key="model_id", value=self.model_id)
+        if self._experiment_id:
+            ti.xcom_push(key="experiment_id", value=self._experiment_id)
         if self._portal_url():
             ti.xcom_push(key=PORTAL_URL_XCOM_KEY, value=self.sestek_portal_url)
         if done or not self.wait_for_completion:
@@ -374,13 +387,15 @@ class SestekTrainOperator(BaseOperator):
         return self._succeeded(context, self._wait(end_time, progress))
 
     def _succeeded(self, context: Context, result: dict[str, Any]) -> dict[str, Any]:
-        """Mark the stored training consumed: a later run of this task (a clear) trains anew."""
+        """Mark the stored training consumed (a clear trains anew); emit the published model's asset event."""
         store = context.get("task_state_store") if self.durable else None
+        old = _durable.read(store, self.model_id)
+        experiment_id = self._experiment_id or (old.experiment_id if old else None)
         if store is not None:
-            old = _durable.read(store, self.model_id)
-            _durable.write(
-                store, _durable.DurableRecord(self.model_id, "succeeded", old.experiment_id if old else None), None
-            )
+            _durable.write(store, _durable.DurableRecord(self.model_id, "succeeded", experiment_id), None)
+        if experiment_id is None and (ti := context.get("ti")) is not None:  # resumed after a deferral
+            experiment_id = ti.xcom_pull(task_ids=self.task_id, key="experiment_id", map_indexes=ti.map_index)
+        emit_model_event(context, self.hook.config, result, experiment_id, self.log)
         return result
 
     def _portal_url(self) -> str:
@@ -427,10 +442,8 @@ class SestekTrainOperator(BaseOperator):
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """
-        OpenLineage: the training data (files and URLs) are inputs, the trained model is the output. No
-        credentials: ``user:password@`` is stripped from every URL.
-
-        Called by the OpenLineage provider (when installed) after the task succeeded.
+        OpenLineage (called by its provider after success): data files and URLs in, the model out (named as
+        its asset); ``user:password@`` is stripped from every URL.
 
         :param task_instance: the finished task instance (unused).
         """

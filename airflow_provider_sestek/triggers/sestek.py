@@ -12,6 +12,15 @@ from airflow_provider_sestek.hooks.sestek import SestekHook
 from airflow_provider_sestek.waiting import DEFAULT_MAX_CONSECUTIVE_FAILURES, ProgressWatcher, WaitOutcome
 
 
+def __getattr__(name: str) -> Any:
+    # The watcher's module imports this one: loaded on first use, so either can be imported first.
+    if name == "SestekModelPublishedTrigger":
+        from airflow_provider_sestek.triggers.published import SestekModelPublishedTrigger
+
+        return SestekModelPublishedTrigger
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def poll_retry_deadline(poll_interval: float) -> float:
     """
     How long the trigger's in-poll retries may go on (the hook's ``retry_deadline``); never past the wait's
@@ -20,6 +29,22 @@ def poll_retry_deadline(poll_interval: float) -> float:
     :param poll_interval: seconds between polls.
     """
     return max(30.0, float(poll_interval))
+
+
+def polling_hook(sestek_conn_id: str, poll_interval: float) -> SestekHook:
+    """
+    The hook a polling trigger uses: short in-poll retries, as the poll loop itself is the long-term retry.
+
+    :param sestek_conn_id: the Sestek connection id.
+    :param poll_interval: seconds between polls.
+    """
+    return SestekHook(
+        sestek_conn_id,
+        retry_limit=2,
+        retry_delay=min(1.0, poll_interval),
+        retry_max_delay=10.0,
+        retry_deadline=poll_retry_deadline(poll_interval),
+    )
 
 
 class SestekTrainingTrigger(BaseTrigger):
@@ -77,14 +102,7 @@ class SestekTrainingTrigger(BaseTrigger):
         )
 
     def _hook(self) -> SestekHook:
-        # Short in-poll retries: the poll loop itself is the long-term retry.
-        return SestekHook(
-            self.sestek_conn_id,
-            retry_limit=2,
-            retry_delay=min(1.0, self.poll_interval),
-            retry_max_delay=10.0,
-            retry_deadline=poll_retry_deadline(self.poll_interval),
-        )
+        return polling_hook(self.sestek_conn_id, self.poll_interval)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll until one outcome; yields exactly one event."""

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
+import json
 import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
+from airflow_provider_sestek.assets import model_asset_uri
+from airflow_provider_sestek.hooks.sestek import SestekHook
 from airflow_provider_sestek.testing import SestekEmulator
+from tests._assets import AIRFLOW_3, asset_events, register_alias, scheduled_on
 from tests.dag_runner import run_dag_file
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
@@ -43,3 +48,81 @@ def test_example_dag_runs(
     assert sestek_conn.counters["trainings_created"] == 1
     assert sestek_conn.trainings[model_id].inference_status == "Running"
     assert sestek_conn.counters["inference_requests"] == 1
+
+
+def test_model_asset_example_producer_then_consumer(
+    sestek_conn: SestekEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The producer publishes the model (an asset event); the consumer is scheduled on that very asset and asks it."""
+    monkeypatch.setenv("SESTEK_EXAMPLE_POLL_INTERVAL", "0.05")
+    register_alias()
+    module = "example_sestek_model_asset"
+    mod = load_example(module)
+    uri = model_asset_uri("acme-asset-bot")
+    assert scheduled_on(mod.consumer) == [uri]
+    before = len(asset_events(uri))
+
+    produced = run_dag_file(mod.producer.dag_id, lambda: load_example(module).producer)
+    assert str(getattr(produced.state, "value", produced.state)) == "success"
+    events = asset_events(uri)
+    assert len(events) == before + 1 and events[-1]["extra"]["model_id"] == "acme-asset-bot"
+    assert events[-1]["extra"]["experiment_id"] == sestek_conn.trainings["acme-asset-bot"].experiment_id
+
+    consumed = run_dag_file(mod.consumer.dag_id, lambda: load_example(module).consumer)
+    states = {ti.task_id: str(getattr(ti.state, "value", ti.state)) for ti in consumed.get_task_instances()}
+    assert states == {"ask_fresh_model": "success"}
+    assert sestek_conn.counters["trainings_created"] == 1 and sestek_conn.counters["inference_requests"] == 1
+
+
+def test_model_watcher_example(sestek_conn: SestekEmulator, monkeypatch: pytest.MonkeyPatch, faq: str) -> None:
+    """
+    The watcher's trigger, taken from the parsed DAG, fires once when the model is published by a training
+    started elsewhere; the DAG then asks the model. (The scheduler + triggerer path is in tests/real_airflow.)
+    """
+    monkeypatch.setenv("SESTEK_EXAMPLE_POLL_INTERVAL", "0.02")
+    module = "example_sestek_model_watcher"
+    mod = load_example(module)
+    if not AIRFLOW_3:
+        assert not hasattr(mod, "dag"), "the documented guard: no DAG on Airflow 2"
+        return
+    (asset,) = mod.dag.timetable.asset_condition.objects
+    assert asset.uri == model_asset_uri("acme-watched-bot")
+    (watcher,) = asset.watchers
+    trigger = watcher.trigger
+    assert trigger.serialize()[1]["model_ids"] == ["acme-watched-bot"]
+
+    async def first_event() -> dict[str, object]:
+        async def fire() -> dict[str, object]:
+            async for event in trigger.run():
+                return dict(event.payload)
+            raise AssertionError("the watcher ended")
+
+        task = asyncio.create_task(fire())
+        await asyncio.sleep(0.2)  # the watcher has seen the model unknown: its publication will be new
+        await asyncio.to_thread(SestekHook().submit_training, "acme-watched-bot", "Elsewhere", data_files=[faq])
+        return await asyncio.wait_for(task, 30)
+
+    event = asyncio.run(first_event())
+    assert event["model_id"] == "acme-watched-bot" and event["publication"] == 1
+    dag_run = run_dag_file(mod.dag.dag_id, lambda: load_example(module).dag)
+    states = {ti.task_id: str(getattr(ti.state, "value", ti.state)) for ti in dag_run.get_task_instances()}
+    assert states == {"ask_published_model": "success"}
+
+
+@pytest.mark.parametrize("module", ["example_sestek_model_asset", "example_sestek_model_watcher"])
+def test_serialized_asset_dags_hold_no_secret(sestek_conn: SestekEmulator, module: str) -> None:
+    """The serialized DAGs (the watcher's trigger kwargs, the alias, the asset URIs) name the model, no secret."""
+    try:  # Airflow 3.2+
+        from airflow.serialization.serialized_objects import DagSerialization
+    except ImportError:
+        from airflow.serialization.serialized_objects import SerializedDAG as DagSerialization  # type: ignore[no-redef]
+
+    mod = load_example(module)
+    dags = [d for d in vars(mod).values() if type(d).__name__ == "DAG"]
+    if not AIRFLOW_3 and module.endswith("watcher"):
+        assert dags == []
+        return
+    text = json.dumps([DagSerialization.to_dict(d) for d in dags], default=str)
+    assert "sestek://127.0.0.1:" in text
+    for secret in (sestek_conn.train_client[1], sestek_conn.inference_client[1]):
+        assert secret not in text

@@ -17,6 +17,7 @@ import shutil
 import sqlite3
 import tempfile
 import time
+import unittest.mock
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -44,6 +45,10 @@ if int(__import__("airflow").__version__.split(".")[0]) < 3:
 
 REPO = Path(__file__).parent.parent.parent
 EXAMPLE = "example_sestek_generative_qa"
+ASSET_EXAMPLE = "example_sestek_model_asset"
+PRODUCER, CONSUMER = "example_sestek_model_producer", "example_sestek_model_consumer"
+WATCHER_EXAMPLE = WATCHER = "example_sestek_model_watcher"
+WATCHED_MODEL = "acme-watched-bot"
 SECRETS_DAG = "sestek_reliability_secrets"
 
 TRAIN_SECRET = "SECRET-train-9f3a"
@@ -66,8 +71,8 @@ class Deployment:
     def trainings_created(self) -> int:
         return int(self.emulator.client.state()["counters"]["trainings_created"])
 
-    def triggers(self) -> list[dict[str, Any]]:
-        """The trigger table now, kwargs decrypted."""
+    def triggers(self, kind: str | None = "SestekTrainingTrigger") -> list[dict[str, Any]]:
+        """The trigger table now (the rows of class ``kind``; all with ``None``), kwargs decrypted."""
         from cryptography.fernet import Fernet
 
         fernet = Fernet(self.airflow.fernet_key.encode())
@@ -75,6 +80,7 @@ class Deployment:
         with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)) as conn:
             conn.row_factory = sqlite3.Row
             rows = [dict(row) for row in conn.execute("SELECT * FROM trigger")]
+        rows = [row for row in rows if kind is None or str(row["classpath"]).endswith(f".{kind}")]
         for row in rows:
             raw = row.get("kwargs") or row.get("encrypted_kwargs") or ""
             text = fernet.decrypt(raw.encode()).decode() if str(raw).startswith("gAAAAA") else str(raw)
@@ -105,6 +111,8 @@ def deployment() -> Iterator[Deployment]:
     dags.mkdir()
     examples = REPO / "example_dags"
     shutil.copy(examples / f"{EXAMPLE}.py", dags)
+    shutil.copy(examples / f"{ASSET_EXAMPLE}.py", dags)
+    shutil.copy(examples / f"{WATCHER_EXAMPLE}.py", dags)
     shutil.copytree(examples / "data", dags / "data")
     shutil.copy(Path(__file__).parent / "dags" / f"{SECRETS_DAG}.py", dags)
     connections = {
@@ -128,11 +136,19 @@ def deployment() -> Iterator[Deployment]:
             }
         ),
     }
-    airflow = RealAirflow(work / "home", dags, connections, env_extra={"SESTEK_EXAMPLE_POLL_INTERVAL": "1"})
+    env_extra = {
+        "SESTEK_EXAMPLE_POLL_INTERVAL": "1",
+        # Airflow registers an AssetWatcher only when it parses an unpaused DAG: the watcher example's
+        # DAG must not start paused (every other DAG here has schedule=None and is triggered explicitly).
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+    }
+    airflow = RealAirflow(work / "home", dags, connections, env_extra=env_extra)
     try:
         airflow.start()
         airflow.wait_for_dag(EXAMPLE)
         airflow.wait_for_dag(SECRETS_DAG)
+        for dag_id in (PRODUCER, CONSUMER, WATCHER):
+            airflow.wait_for_dag(dag_id)
         yield Deployment(work, emulator, airflow)
     finally:
         airflow.stop()
@@ -220,9 +236,14 @@ def test_triggerer_killed_while_deferred(deployment: Deployment, first_runs: Fir
         return tasks.get("train") == "deferred" and bool(deployment.triggers())
 
     follow_run(airflow, EXAMPLE, run_id, 120, watch, until=polling_in_triggerer)
-    # The trigger runs in the triggerer: progress polls go on.
-    first_polls = emulator.state()["counters"]["progress_polls"]
-    wait_for("the triggerer to poll", lambda: emulator.state()["counters"]["progress_polls"] > first_polls, 60)
+
+    # The trigger runs in the triggerer: progress polls of this model go on. (Counted per model: the watcher
+    # example's trigger polls its own model all the time.)
+    def faq_polls() -> int:
+        return int(emulator.state()["trainings"]["acme-faq-bot"]["polls"])
+
+    first_polls = faq_polls()
+    wait_for("the triggerer to poll", lambda: faq_polls() > first_polls, 60)
     (row,) = deployment.triggers()
     assert row["triggerer_id"] is not None, row
     # Airflow's own backstop: the example's 6 h timeout + one poll interval + one request deadline.
@@ -264,7 +285,7 @@ def test_triggerer_killed_while_deferred(deployment: Deployment, first_runs: Fir
     print(f"a new triggerer took the trigger over {adopted_after:.1f}s after the kill, at poll {polls_at_adoption}")
 
 
-def test_no_secret_anywhere(deployment: Deployment, first_runs: FirstRuns) -> None:
+def test_no_secret_anywhere(deployment: Deployment, first_runs: FirstRuns, asset_runs: AssetRuns) -> None:
     """Task and triggerer logs, process output, every DB table (XCom, rendered fields, serialized DAG, ...)."""
     airflow = deployment.airflow
     corpus = file_texts(airflow.home) + db_texts(airflow.home / "airflow.db", airflow.fernet_key)
@@ -282,3 +303,96 @@ def test_no_secret_anywhere(deployment: Deployment, first_runs: FirstRuns) -> No
 
     leaks = occurrences(SECRETS, corpus)
     assert leaks == [], "secrets found:\n" + "\n".join(leaks[:50])
+
+
+# --- the model as an asset, and the watcher (issue 11) --------------------------------------------------------
+
+
+@dataclass
+class AssetRuns:
+    producer_run: str
+    producer_state: str
+    train_ended: str
+    consumer_runs: list[dict[str, Any]]
+    watcher_runs: list[dict[str, Any]]
+    watcher_row: dict[str, Any]
+
+
+def dag_runs(airflow: RealAirflow, dag_id: str) -> list[dict[str, Any]]:
+    return list(airflow.api("GET", f"/dags/{dag_id}/dagRuns")["dag_runs"])
+
+
+def finished(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in runs if r["state"] in ("success", "failed")]
+
+
+@pytest.fixture(scope="module")
+def asset_runs(deployment: Deployment, first_runs: FirstRuns) -> AssetRuns:
+    """
+    Side by side: the producer DAG trains and publishes its model (an asset event, so the consumer DAG runs),
+    and a training submitted straight to the emulator, as from the Sestek UI, is published while the watcher
+    DAG's AssetWatcher polls it (so the watcher DAG runs).
+    """
+    from airflow_provider_sestek.hooks.sestek import SestekHook
+
+    airflow = deployment.airflow
+    for dag_id in (CONSUMER, WATCHER):
+        airflow.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
+    # The watcher runs in the triggerer once its DAG is active.
+    wait_for(
+        "the watcher trigger to be assigned to a triggerer",
+        lambda: [r for r in deployment.triggers("SestekModelPublishedTrigger") if r["triggerer_id"] is not None],
+        90,
+    )
+    producer_run = airflow.trigger(PRODUCER)
+    env = {"AIRFLOW_CONN_SESTEK_DEFAULT": airflow.connections["sestek_default"]}
+    with unittest.mock.patch.dict(os.environ, env):
+        SestekHook().submit_training(
+            WATCHED_MODEL, "Started elsewhere", data_files=[str(REPO / "example_dags/data/faq.txt")]
+        )
+    producer_state = follow_run(airflow, PRODUCER, producer_run, 180)
+    (train_ti,) = airflow.api("GET", f"/dags/{PRODUCER}/dagRuns/{producer_run}/taskInstances")["task_instances"]
+    consumer_runs = wait_for("the consumer DAG run", lambda: finished(dag_runs(airflow, CONSUMER)), 120)
+    watcher_runs = wait_for("the watcher DAG run", lambda: finished(dag_runs(airflow, WATCHER)), 120)
+    (watcher_row,) = deployment.triggers("SestekModelPublishedTrigger")
+    return AssetRuns(producer_run, producer_state, train_ti["end_date"], consumer_runs, watcher_runs, watcher_row)
+
+
+def test_asset_scheduled_consumer_runs_after_the_training(deployment: Deployment, asset_runs: AssetRuns) -> None:
+    assert asset_runs.producer_state == "success"
+    (run,) = asset_runs.consumer_runs
+    assert run["state"] == "success" and run["run_type"] == "asset_triggered", run
+    assert run["queued_at"] >= asset_runs.train_ended, (run, asset_runs.train_ended)
+    tasks = deployment.airflow.task_states(CONSUMER, run["dag_run_id"])
+    assert tasks == {"ask_fresh_model": "success"}
+
+
+def test_watcher_runs_once_per_publication_across_a_triggerer_restart(
+    deployment: Deployment, asset_runs: AssetRuns
+) -> None:
+    airflow, emulator = deployment.airflow, deployment.emulator.client
+    (run,) = asset_runs.watcher_runs
+    assert run["state"] == "success" and run["run_type"] == "asset_triggered", run
+    assert airflow.task_states(WATCHER, run["dag_run_id"]) == {"ask_published_model": "success"}
+    assert emulator.state()["trainings"][WATCHED_MODEL]["inference_status"] == "Running"
+    # Only ids and numbers in the stored kwargs.
+    assert WATCHED_MODEL in asset_runs.watcher_row["decrypted_kwargs"]
+    # The watermark is in the asset state store (Airflow 3.3).
+    db = airflow.home / "airflow.db"
+    with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)) as conn:
+        stored = [row[0] for row in conn.execute("SELECT value FROM asset_state_store WHERE key LIKE 'sestek_%'")]
+    assert stored and '"publications": 1' in str(stored[0]).replace("'", '"'), stored
+
+    old, _new = airflow.replace("triggerer", kill=True)
+    assert not old.alive()
+
+    def adopted() -> bool:
+        rows = deployment.triggers("SestekModelPublishedTrigger")
+        return bool(rows) and rows[0]["triggerer_id"] not in (None, asset_runs.watcher_row["triggerer_id"])
+
+    wait_for("a new triggerer to take the watcher over", adopted, 90, interval=0.2)
+    polls = emulator.state()["trainings"][WATCHED_MODEL]["polls"]
+    wait_for("the new watcher to poll", lambda: emulator.state()["trainings"][WATCHED_MODEL]["polls"] >= polls + 3, 60)
+    time.sleep(3)  # time for a wrongly fired event to become a DAG run
+    runs = dag_runs(airflow, WATCHER)
+    assert len(runs) == 1, f"the restart fired again for the same publication: {runs}"
