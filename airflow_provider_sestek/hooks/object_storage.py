@@ -72,6 +72,16 @@ def check_object(field_name: str, location: str, shown: str, scheme: str) -> Rem
     """
     from airflow.providers.common.compat.sdk import ObjectStoragePath
 
+    # What redact_url() removed: "user:password@" is a key and its secret pasted into the URL, which the
+    # filesystem would take for a connection id or a bucket and echo in its errors.
+    removed = location.partition("://")[2][: len(location) - len(shown)]
+    if ":" in removed:
+        raise SestekValidationError(
+            field_name,
+            shown,
+            f"has credentials (user:password@) in it; keep them in an Airflow connection and name it as "
+            f"{scheme}://CONN_ID@bucket/key",
+        )
     try:
         path = ObjectStoragePath(location)
     except ImportError as exc:
