@@ -26,6 +26,11 @@ from airflow_provider_sestek.hooks.retry import describe_exception
 #: needs 32 requests for a 256 MiB object.
 REMOTE_BLOCK_SIZE = 8 * 1024 * 1024
 
+#: Longest wait, in seconds, for the metadata request that checks an object. botocore's defaults (60 s per
+#: read, 5 attempts) times s3fs's own 5 retries kept a task stuck for about 25 minutes on an endpoint that
+#: accepts connections and never answers, before any Sestek request.
+CHECK_TIMEOUT = 120.0
+
 #: What to install for a scheme, beside fsspec's own hint: Airflow reads these schemes through providers.
 PROVIDER_PACKAGES = {
     "s3": "pip install 'apache-airflow-providers-amazon[s3fs]'",
@@ -92,7 +97,13 @@ def check_object(field_name: str, location: str, shown: str, scheme: str) -> Rem
     if conn_id:
         _check_connection(field_name, shown, conn_id)
     try:
-        info = path.stat()
+        info = _info(path)
+    except TimeoutError:  # fsspec's FSTimeoutError too
+        raise SestekValidationError(
+            field_name,
+            shown,
+            f"the object store did not answer within {CHECK_TIMEOUT:g} s: {_endpoint_hint(scheme, conn_id)}",
+        ) from None
     except FileNotFoundError:
         raise SestekValidationError(field_name, shown, _not_found(path, location, conn_id)) from None
     except PermissionError:
@@ -137,6 +148,22 @@ def open_object(location: str) -> IO[bytes]:
     except Exception as exc:  # a filesystem's own error type: the upload reports OSErrors by the file's name
         raise OSError(describe_exception(exc)) from None
     return handle
+
+
+def _info(path: Any) -> Any:
+    """The object's metadata, within :data:`CHECK_TIMEOUT` on an asynchronous filesystem (s3fs, gcsfs, adlfs)."""
+    from fsspec.asyn import AsyncFileSystem
+
+    fs = path.fs
+    if isinstance(fs, AsyncFileSystem) and not fs.asynchronous:
+        return fs.info(path.path, timeout=CHECK_TIMEOUT)  # fsspec's sync() takes the timeout
+    return path.stat()
+
+
+def _endpoint_hint(scheme: str, conn_id: str | None) -> str:
+    if conn_id:
+        return f"check the endpoint (endpoint_url) and network access of the Airflow connection {conn_id!r}"
+    return f"check the network access to it; an Airflow connection is named as {scheme}://CONN_ID@bucket/key"
 
 
 def content_type(name: str, info: dict[str, Any]) -> str:
