@@ -41,6 +41,11 @@ PROVIDER_PACKAGES = {
     "az": "pip install apache-airflow-providers-microsoft-azure",
 }
 
+#: Schemes of S3, whose bucket names botocore checks before any request (with its regex as the message).
+_S3_SCHEMES = frozenset({"s3", "s3a", "s3n"})
+#: The names botocore accepts (legacy buckets may have capitals and "_"; new ones are 3-63 of [a-z0-9.-]).
+_S3_BUCKET = re.compile(r"[A-Za-z0-9._-]{1,255}", re.ASCII)
+
 #: Content types that say nothing (boto3 and most uploaders set these by default): the name says more.
 _GENERIC_TYPES = frozenset({"binary/octet-stream", "application/octet-stream", "application/unknown"})
 #: ``type/subtype`` with optional parameters, printable ASCII only: the value goes into a part header.
@@ -87,6 +92,8 @@ def check_object(field_name: str, location: str, shown: str, scheme: str) -> Rem
             f"has credentials (user:password@) in it; keep them in an Airflow connection and name it as "
             f"{scheme}://CONN_ID@bucket/key",
         )
+    if scheme in _S3_SCHEMES:
+        _check_bucket(field_name, location, shown, scheme)
     try:
         path = ObjectStoragePath(location)
     except ImportError as exc:
@@ -148,6 +155,23 @@ def open_object(location: str) -> IO[bytes]:
     except Exception as exc:  # a filesystem's own error type: the upload reports OSErrors by the file's name
         raise OSError(describe_exception(exc)) from None
     return handle
+
+
+def _check_bucket(field_name: str, location: str, shown: str, scheme: str) -> None:
+    """An S3 URL names a bucket botocore accepts (else it answers with its regex, or "bucket ''" is looked up)."""
+    try:
+        bucket = urllib.parse.urlsplit(location).netloc.rpartition("@")[2]
+    except ValueError:
+        bucket = None
+    if not bucket:
+        raise SestekValidationError(field_name, shown, f"names no bucket; write it as {scheme}://CONN_ID@bucket/key")
+    if not _S3_BUCKET.fullmatch(bucket):
+        raise SestekValidationError(
+            field_name,
+            shown,
+            f"{bucket[:80]!r} is not a valid S3 bucket name: letters, digits, '.', '-' and '_' only (up to 255; "
+            "buckets made since 2018: 3 to 63 lower-case letters, digits, '.' and '-')",
+        )
 
 
 def _info(path: Any) -> Any:
