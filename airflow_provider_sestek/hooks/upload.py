@@ -21,6 +21,7 @@ from typing import IO, Any, Protocol
 
 from airflow_provider_sestek import api
 from airflow_provider_sestek.exceptions import SestekDataFileError, SestekValidationError
+from airflow_provider_sestek.hooks.retry import describe_exception
 
 #: Bytes read from a data file per block of a training upload (the HTTP client asks for 16 KiB).
 UPLOAD_BLOCK_SIZE = 512 * 1024
@@ -269,11 +270,13 @@ class MultipartBody:
             if self._handle is None:
                 self._handle = source.open()
             chunk = self._handle.read(min(size, source.size - self._offset))
-        except OSError as exc:
+        except SestekDataFileError:
             self.close()
-            raise SestekDataFileError(
-                source.name, f"could not be read while uploading: {exc.strerror or exc}"
-            ) from None
+            raise
+        except Exception as exc:  # OSError, or an object store's own error mid-read (botocore's, ...)
+            self.close()
+            reason = (exc.strerror if isinstance(exc, OSError) else None) or describe_exception(exc)
+            raise SestekDataFileError(source.name, f"could not be read while uploading: {reason}") from None
         if not chunk and source.size > self._offset:
             self.close()
             raise SestekDataFileError(
