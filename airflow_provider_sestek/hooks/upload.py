@@ -145,7 +145,10 @@ def check_data_file(entry: Any, index: int) -> DataFile:
     if scheme in ("http", "https"):
         raise SestekValidationError(field_name, shown, "is a web URL; pass it in data_urls so Sestek downloads it")
     if scheme is not None and scheme != "file":
-        return _check_remote(field_name, location, shown, scheme)
+        # Schemes are case-insensitive (RFC 3986), but Airflow 2.11 looks its filesystems up by the scheme as
+        # written: "S3://" would be "no filesystem" there, with a hint to install s3fs.
+        location = scheme + location[len(scheme) :]
+        return _check_remote(field_name, location, api.redact_url(location), scheme)
     path = _file_url_path(field_name, location) if scheme == "file" else os.path.expanduser(location)
     name = os.path.basename(path.rstrip("/")) or path
     if not os.path.exists(path):
