@@ -26,6 +26,11 @@ from airflow_provider_sestek.hooks.retry import describe_exception
 #: needs 32 requests for a 256 MiB object.
 REMOTE_BLOCK_SIZE = 8 * 1024 * 1024
 
+#: Longest wait, in seconds, for the metadata request that checks an object. botocore's defaults (60 s per
+#: read, 5 attempts) times s3fs's own 5 retries kept a task stuck for about 25 minutes on an endpoint that
+#: accepts connections and never answers, before any Sestek request.
+CHECK_TIMEOUT = 120.0
+
 #: What to install for a scheme, beside fsspec's own hint: Airflow reads these schemes through providers.
 PROVIDER_PACKAGES = {
     "s3": "pip install 'apache-airflow-providers-amazon[s3fs]'",
@@ -35,6 +40,11 @@ PROVIDER_PACKAGES = {
     "abfs": "pip install apache-airflow-providers-microsoft-azure",
     "az": "pip install apache-airflow-providers-microsoft-azure",
 }
+
+#: Schemes of S3, whose bucket names botocore checks before any request (with its regex as the message).
+_S3_SCHEMES = frozenset({"s3", "s3a", "s3n"})
+#: The names botocore accepts (legacy buckets may have capitals and "_"; new ones are 3-63 of [a-z0-9.-]).
+_S3_BUCKET = re.compile(r"[A-Za-z0-9._-]{1,255}", re.ASCII)
 
 #: Content types that say nothing (boto3 and most uploaders set these by default): the name says more.
 _GENERIC_TYPES = frozenset({"binary/octet-stream", "application/octet-stream", "application/unknown"})
@@ -72,6 +82,18 @@ def check_object(field_name: str, location: str, shown: str, scheme: str) -> Rem
     """
     from airflow.providers.common.compat.sdk import ObjectStoragePath
 
+    # What redact_url() removed: "user:password@" is a key and its secret pasted into the URL, which the
+    # filesystem would take for a connection id or a bucket and echo in its errors.
+    removed = location.partition("://")[2][: len(location) - len(shown)]
+    if ":" in removed:
+        raise SestekValidationError(
+            field_name,
+            shown,
+            f"has credentials (user:password@) in it; keep them in an Airflow connection and name it as "
+            f"{scheme}://CONN_ID@bucket/key",
+        )
+    if scheme in _S3_SCHEMES:
+        _check_bucket(field_name, location, shown, scheme)
     try:
         path = ObjectStoragePath(location)
     except ImportError as exc:
@@ -82,7 +104,13 @@ def check_object(field_name: str, location: str, shown: str, scheme: str) -> Rem
     if conn_id:
         _check_connection(field_name, shown, conn_id)
     try:
-        info = path.stat()
+        info = _info(path)
+    except TimeoutError:  # fsspec's FSTimeoutError too
+        raise SestekValidationError(
+            field_name,
+            shown,
+            f"the object store did not answer within {CHECK_TIMEOUT:g} s: {_endpoint_hint(scheme, conn_id)}",
+        ) from None
     except FileNotFoundError:
         raise SestekValidationError(field_name, shown, _not_found(path, location, conn_id)) from None
     except PermissionError:
@@ -127,6 +155,39 @@ def open_object(location: str) -> IO[bytes]:
     except Exception as exc:  # a filesystem's own error type: the upload reports OSErrors by the file's name
         raise OSError(describe_exception(exc)) from None
     return handle
+
+
+def _check_bucket(field_name: str, location: str, shown: str, scheme: str) -> None:
+    """An S3 URL names a bucket botocore accepts (else it answers with its regex, or "bucket ''" is looked up)."""
+    try:
+        bucket = urllib.parse.urlsplit(location).netloc.rpartition("@")[2]
+    except ValueError:
+        bucket = None
+    if not bucket:
+        raise SestekValidationError(field_name, shown, f"names no bucket; write it as {scheme}://CONN_ID@bucket/key")
+    if not _S3_BUCKET.fullmatch(bucket):
+        raise SestekValidationError(
+            field_name,
+            shown,
+            f"{bucket[:80]!r} is not a valid S3 bucket name: letters, digits, '.', '-' and '_' only (up to 255; "
+            "buckets made since 2018: 3 to 63 lower-case letters, digits, '.' and '-')",
+        )
+
+
+def _info(path: Any) -> Any:
+    """The object's metadata, within :data:`CHECK_TIMEOUT` on an asynchronous filesystem (s3fs, gcsfs, adlfs)."""
+    from fsspec.asyn import AsyncFileSystem
+
+    fs = path.fs
+    if isinstance(fs, AsyncFileSystem) and not fs.asynchronous:
+        return fs.info(path.path, timeout=CHECK_TIMEOUT)  # fsspec's sync() takes the timeout
+    return path.stat()
+
+
+def _endpoint_hint(scheme: str, conn_id: str | None) -> str:
+    if conn_id:
+        return f"check the endpoint (endpoint_url) and network access of the Airflow connection {conn_id!r}"
+    return f"check the network access to it; an Airflow connection is named as {scheme}://CONN_ID@bucket/key"
 
 
 def content_type(name: str, info: dict[str, Any]) -> str:

@@ -21,6 +21,7 @@ from typing import IO, Any, Protocol
 
 from airflow_provider_sestek import api
 from airflow_provider_sestek.exceptions import SestekDataFileError, SestekValidationError
+from airflow_provider_sestek.hooks.retry import describe_exception
 
 #: Bytes read from a data file per block of a training upload (the HTTP client asks for 16 KiB).
 UPLOAD_BLOCK_SIZE = 512 * 1024
@@ -144,7 +145,10 @@ def check_data_file(entry: Any, index: int) -> DataFile:
     if scheme in ("http", "https"):
         raise SestekValidationError(field_name, shown, "is a web URL; pass it in data_urls so Sestek downloads it")
     if scheme is not None and scheme != "file":
-        return _check_remote(field_name, location, shown, scheme)
+        # Schemes are case-insensitive (RFC 3986), but Airflow 2.11 looks its filesystems up by the scheme as
+        # written: "S3://" would be "no filesystem" there, with a hint to install s3fs.
+        location = scheme + location[len(scheme) :]
+        return _check_remote(field_name, location, api.redact_url(location), scheme)
     path = _file_url_path(field_name, location) if scheme == "file" else os.path.expanduser(location)
     name = os.path.basename(path.rstrip("/")) or path
     if not os.path.exists(path):
@@ -269,11 +273,13 @@ class MultipartBody:
             if self._handle is None:
                 self._handle = source.open()
             chunk = self._handle.read(min(size, source.size - self._offset))
-        except OSError as exc:
+        except SestekDataFileError:
             self.close()
-            raise SestekDataFileError(
-                source.name, f"could not be read while uploading: {exc.strerror or exc}"
-            ) from None
+            raise
+        except Exception as exc:  # OSError, or an object store's own error mid-read (botocore's, ...)
+            self.close()
+            reason = (exc.strerror if isinstance(exc, OSError) else None) or describe_exception(exc)
+            raise SestekDataFileError(source.name, f"could not be read while uploading: {reason}") from None
         if not chunk and source.size > self._offset:
             self.close()
             raise SestekDataFileError(
