@@ -228,13 +228,21 @@ def _check_connection(field_name: str, shown: str, conn_id: str) -> None:
     from airflow.providers.common.compat.sdk import BaseHook
 
     try:
-        BaseHook.get_connection(conn_id)
+        conn = BaseHook.get_connection(conn_id)
     except Exception as exc:  # AirflowNotFoundException, or the lookup itself failed
         raise SestekValidationError(
             field_name,
             shown,
             f"names the Airflow connection {conn_id!r}, which cannot be used: {describe_exception(exc)}",
         ) from None
+    if conn.conn_type == "sestek":
+        # The filesystem would sign with the Sestek client id and secret and send the id to the object store.
+        raise SestekValidationError(
+            field_name,
+            shown,
+            f"names the Airflow connection {conn_id!r}, but {conn_id!r} is a Sestek connection; read object "
+            "storage through a connection of its own (an 'aws' connection for s3://)",
+        )
 
 
 def _not_found(path: Any, location: str, conn_id: str | None) -> str:

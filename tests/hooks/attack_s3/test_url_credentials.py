@@ -36,3 +36,17 @@ def test_credentials_in_an_s3_url_are_refused_without_echoing_them(
         assert fragment not in message
         assert fragment not in caplog.text
     assert sestek_conn.requests == []
+
+
+def test_a_sestek_connection_is_not_used_as_object_store_credentials(s3: S3, sestek_conn: SestekEmulator) -> None:
+    # s3://sestek_default@bucket/key would make the amazon provider sign with the Sestek client id and secret
+    # and send that client id to the object store: a Sestek credential leaving for another host.
+    s3.put("faq/faq.txt", b"Q: here?\nA: yes\n")
+    url = f"s3://sestek_default@{s3.bucket}/faq/faq.txt"
+    with pytest.raises(SestekValidationError) as info:
+        SestekHook().submit_training("faq-bot", "FAQ", data_files=[url])
+    message = str(info.value)
+    assert info.value.field == "data_files[0]"
+    assert "'sestek_default' is a Sestek connection" in message, message
+    assert sestek_conn.train_client[1] not in message
+    assert sestek_conn.requests == []
