@@ -89,6 +89,18 @@ def median(values: Sequence[float]) -> float:
     return float(statistics.median(values)) if values else float("nan")
 
 
+def median_speed(runs: Sequence[Mapping[str, Any]], mode: str) -> float | None:
+    """Median MiB/s of the upload runs of one client (``mode``), or None if it did not run."""
+    values = [r["mib_s"] for r in runs if r["mode"] == mode]
+    return round(median(values), 1) if values else None
+
+
+def worst_growth(runs: Sequence[Mapping[str, Any]], mode: str) -> float | None:
+    """Worst peak RSS growth (MiB) of the upload runs of one client (``mode``), or None if it did not run."""
+    values = [r["rss_growth_kib"] for r in runs if r["mode"] == mode]
+    return round(max(values) / 1024, 1) if values else None
+
+
 def percentile(values: Sequence[float], pct: float) -> float:
     """Nearest-rank percentile (0-100) of unsorted values; nan when empty."""
     if not values:

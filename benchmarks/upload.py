@@ -16,7 +16,17 @@ import time
 import urllib.request
 from typing import Any
 
-from benchmarks._common import MIB, PYTHON, REPO, child_env, log, median, run_json_child, sestek_connection_json
+from benchmarks._common import (
+    MIB,
+    PYTHON,
+    REPO,
+    child_env,
+    log,
+    median_speed,
+    run_json_child,
+    sestek_connection_json,
+    worst_growth,
+)
 
 
 def make_file(path: str, mib: int) -> None:
@@ -175,22 +185,14 @@ def run(workdir: str, file_mib: int, reps: int) -> dict[str, Any]:
     finally:
         os.unlink(path)
 
-    def speed(mode: str) -> float | None:
-        values = [r["mib_s"] for r in runs if r["mode"] == mode]
-        return round(median(values), 1) if values else None
-
-    def growth(mode: str) -> float | None:
-        values = [r["rss_growth_kib"] for r in runs if r["mode"] == mode]
-        return round(max(values) / 1024, 1) if values else None
-
     return {
         "file_mib": file_mib,
-        "sestek_mib_s": speed("sestek"),
-        "curl_mib_s": speed("curl"),
-        "naive_mib_s": speed("naive"),
-        "sestek_rss_growth_mib": growth("sestek"),
-        "naive_rss_growth_mib": growth("naive"),
-        "curl_rss_growth_mib": growth("curl"),
+        "sestek_mib_s": median_speed(runs, "sestek"),
+        "curl_mib_s": median_speed(runs, "curl"),
+        "naive_mib_s": median_speed(runs, "naive"),
+        "sestek_rss_growth_mib": worst_growth(runs, "sestek"),
+        "naive_rss_growth_mib": worst_growth(runs, "naive"),
+        "curl_rss_growth_mib": worst_growth(runs, "curl"),
         "reps": reps,
         "runs": runs,
     }

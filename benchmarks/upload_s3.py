@@ -19,7 +19,17 @@ import time
 import urllib.request
 from typing import Any
 
-from benchmarks._common import MIB, PYTHON, REPO, child_env, log, median, run_json_child, sestek_connection_json
+from benchmarks._common import (
+    MIB,
+    PYTHON,
+    REPO,
+    child_env,
+    log,
+    median_speed,
+    run_json_child,
+    sestek_connection_json,
+    worst_growth,
+)
 from benchmarks.upload import Sink, make_file
 
 CONN_ID = "aws_bench"
@@ -137,26 +147,18 @@ def run(workdir: str, file_mib: int, reps: int) -> dict[str, Any]:
     finally:
         os.unlink(path)
 
-    def speed(mode: str) -> float | None:
-        values = [r["mib_s"] for r in runs if r["mode"] == mode]
-        return round(median(values), 1) if values else None
-
-    def growth(mode: str) -> float | None:
-        values = [r["rss_growth_kib"] for r in runs if r["mode"] == mode]
-        return round(max(values) / 1024, 1) if values else None
-
     from airflow_provider_sestek.hooks.object_storage import REMOTE_BLOCK_SIZE
 
     return {
         "file_mib": file_mib,
-        "sestek_mib_s": speed("sestek"),
-        "s3fs_blocks_read_mib_s": speed("s3fs-blocks"),
-        "s3fs_read_mib_s": speed("s3fs"),
-        "local_mib_s": speed("local"),
-        "sestek_rss_growth_mib": growth("sestek"),
-        "s3fs_blocks_read_rss_growth_mib": growth("s3fs-blocks"),
-        "s3fs_read_rss_growth_mib": growth("s3fs"),
-        "local_rss_growth_mib": growth("local"),
+        "sestek_mib_s": median_speed(runs, "sestek"),
+        "s3fs_blocks_read_mib_s": median_speed(runs, "s3fs-blocks"),
+        "s3fs_read_mib_s": median_speed(runs, "s3fs"),
+        "local_mib_s": median_speed(runs, "local"),
+        "sestek_rss_growth_mib": worst_growth(runs, "sestek"),
+        "s3fs_blocks_read_rss_growth_mib": worst_growth(runs, "s3fs-blocks"),
+        "s3fs_read_rss_growth_mib": worst_growth(runs, "s3fs"),
+        "local_rss_growth_mib": worst_growth(runs, "local"),
         "block_mib": REMOTE_BLOCK_SIZE // MIB,
         "reps": reps,
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
