@@ -156,6 +156,10 @@ class Fault:
             self.retry_after is None or isinstance(self.retry_after, int | float | str),
             "fault retry_after must be a number of seconds or an HTTP date",
         )
+        _require(
+            not isinstance(self.retry_after, str) or _header_safe(self.retry_after),
+            "fault retry_after must not contain control characters",
+        )
         self._check_new_kinds()
 
     def _check_new_kinds(self) -> None:
