@@ -69,6 +69,17 @@ def _require(condition: bool, message: str) -> None:
         raise ValueError(message)
 
 
+def _encodable(value: object) -> bool:
+    # Every text of a fault is sent as UTF-8: a lone surrogate cannot be, and would turn into a 500.
+    if not isinstance(value, str):
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _header_safe(value: str) -> bool:
     # The value goes into a response header verbatim: a CR or LF would forge further headers.
     return not any(ord(char) < 32 or ord(char) == 127 for char in value)
@@ -164,6 +175,8 @@ class Fault:
 
     def _check_new_kinds(self) -> None:
         kind = self.kind
+        for name in ("message", "location", "retry_after", "value", "raw_body", "content_type"):
+            _require(_encodable(getattr(self, name)), f"fault {name} must be encodable as UTF-8")
         _require(
             kind != "redirect" or self.status in FAULT_REDIRECT_STATUSES,
             f"a 'redirect' fault needs a status of {FAULT_REDIRECT_STATUSES}",
