@@ -155,8 +155,9 @@ class Fault:
         _require(self.body in FAULT_BODIES, f"fault body must be one of {FAULT_BODIES}")
         _require(self.when in FAULT_WHEN, f"fault 'when' must be one of {FAULT_WHEN}")
         _require(
-            isinstance(self.status, int) and not isinstance(self.status, bool) and 100 <= self.status <= 599,
-            "fault status must be an HTTP status code",
+            isinstance(self.status, int) and not isinstance(self.status, bool) and 200 <= self.status <= 599,
+            # A 1xx is an interim response: sent as the answer, the client waits for a final one forever.
+            "fault status must be a final HTTP status code (200-599)",
         )
         _require(
             self.count is None or (isinstance(self.count, int) and self.count >= 1), "fault count must be >= 1 or None"
