@@ -48,7 +48,7 @@ async def answer(emu: SestekEmulator, request: web.Request, record: RecordedRequ
         return problem(415)
     try:
         payload = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the decoder goes (ASP.NET caps depth too)
         return abp_validation([("The request body is not valid JSON.", [])])
     record.json = payload
     errors = _validate(payload)

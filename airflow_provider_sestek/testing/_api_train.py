@@ -16,6 +16,7 @@ import urllib.parse
 from typing import TYPE_CHECKING, BinaryIO
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.multipart import content_disposition_filename, parse_content_disposition
 
 from ._faults import deliver_before
@@ -116,8 +117,9 @@ async def read_form(request: web.Request, upload_dir: str | None) -> tuple[dict[
                 text = data.decode("utf-8", "replace")
             fields.setdefault(name, []).append(text)
         raise FormError("too many multipart parts")
-    except (ValueError, AssertionError, RuntimeError) as exc:
-        # aiohttp's reader reports a body that ends before its closing boundary with these.
+    except (ValueError, AssertionError, RuntimeError, HttpProcessingError) as exc:
+        # aiohttp's reader reports a body that ends before its closing boundary with the first three,
+        # and a part header it cannot parse (a NUL, a line over its limit) with HttpProcessingError.
         if isinstance(exc, FormError):
             raise
         raise FormError(str(exc) or "multipart body ended before its closing boundary") from exc

@@ -69,6 +69,17 @@ def _require(condition: bool, message: str) -> None:
         raise ValueError(message)
 
 
+def _encodable(value: object) -> bool:
+    # Every text of a fault is sent as UTF-8: a lone surrogate cannot be, and would turn into a 500.
+    if not isinstance(value, str):
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _header_safe(value: str) -> bool:
     # The value goes into a response header verbatim: a CR or LF would forge further headers.
     return not any(ord(char) < 32 or ord(char) == 127 for char in value)
@@ -144,8 +155,9 @@ class Fault:
         _require(self.body in FAULT_BODIES, f"fault body must be one of {FAULT_BODIES}")
         _require(self.when in FAULT_WHEN, f"fault 'when' must be one of {FAULT_WHEN}")
         _require(
-            isinstance(self.status, int) and not isinstance(self.status, bool) and 100 <= self.status <= 599,
-            "fault status must be an HTTP status code",
+            isinstance(self.status, int) and not isinstance(self.status, bool) and 200 <= self.status <= 599,
+            # A 1xx is an interim response: sent as the answer, the client waits for a final one forever.
+            "fault status must be a final HTTP status code (200-599)",
         )
         _require(
             self.count is None or (isinstance(self.count, int) and self.count >= 1), "fault count must be >= 1 or None"
@@ -156,10 +168,16 @@ class Fault:
             self.retry_after is None or isinstance(self.retry_after, int | float | str),
             "fault retry_after must be a number of seconds or an HTTP date",
         )
+        _require(
+            not isinstance(self.retry_after, str) or _header_safe(self.retry_after),
+            "fault retry_after must not contain control characters",
+        )
         self._check_new_kinds()
 
     def _check_new_kinds(self) -> None:
         kind = self.kind
+        for name in ("message", "location", "retry_after", "value", "raw_body", "content_type"):
+            _require(_encodable(getattr(self, name)), f"fault {name} must be encodable as UTF-8")
         _require(
             kind != "redirect" or self.status in FAULT_REDIRECT_STATUSES,
             f"a 'redirect' fault needs a status of {FAULT_REDIRECT_STATUSES}",

@@ -44,7 +44,8 @@ def stem(word: str) -> str:
     if len(word) <= 3 or not word.isalpha():
         return word
     if word.endswith("ies") and len(word) > 4:
-        word = word[:-3] + "y"
+        # cookies -> cooki like cookie, policies -> polici like policy (see the y -> i below).
+        word = word[:-3] + "i"
     elif word.endswith(("sses", "shes", "ches", "xes", "zes")):
         word = word[:-2]
     elif word.endswith("s") and not word.endswith(("ss", "us", "is")):
@@ -58,6 +59,9 @@ def stem(word: str) -> str:
             break
     if word.endswith("e") and len(word) > 3:
         word = word[:-1]
+    if word.endswith("y") and len(word) > 3:
+        # reply, replies, replied and replying all become repli; cookie and cookies both cooki.
+        word = word[:-1] + "i"
     return word
 
 

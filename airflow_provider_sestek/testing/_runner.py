@@ -129,7 +129,9 @@ class ServerThread:
             return 0
         for _ in range(10):
             try:
-                return len(server.connections)
+                # aiohttp lists a connection until its handler ends, even after the peer closed it (the
+                # handler's transport is gone then): a client that gave up has closed what it opened.
+                return sum(1 for handler in server.connections if handler.transport is not None)
             except RuntimeError:  # the loop changed the set while this thread copied it; look again
                 continue
         return 0

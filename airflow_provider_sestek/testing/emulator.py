@@ -104,6 +104,8 @@ class SestekEmulator:
         keyfile: str | os.PathLike[str] | None = None,
         max_recorded_requests: int | None = 100_000,
     ) -> None:
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ValueError("port must be an integer from 0 to 65535")
         if advance not in ("poll", "time"):
             raise ValueError("advance must be 'poll' or 'time'")
         if status_case not in ("title", "lower"):
