@@ -342,31 +342,27 @@ def test_pytest_plugin_does_not_import_aiohttp() -> None:
     assert _modules_after(code, "m.split('.')[0] in ('aiohttp', 'asyncio')") == []
 
 
-def test_import_is_cheap(tmp_path: Path) -> None:
-    """The package adds little to the standard-library modules it needs (which dominate on a slow box)."""
+def test_import_is_light() -> None:
+    """
+    Importing the emulator package loads the standard library and the package only: no Airflow, aiohttp,
+    requests, pytest or urllib.request (each costs from milliseconds to seconds, on every import of the plugin).
+    How long the import takes is a benchmark's business (``make bench``), not a timed test's.
+    """
     code = (
-        "import sys, time\n"
-        "t0 = time.perf_counter()\n"
-        "import http.server, json, dataclasses, ssl, logging, tempfile, uuid, secrets, hmac, base64, shutil\n"
-        "t1 = time.perf_counter()\n"
+        "import sys\n"
+        "before = set(sys.modules)\n"
         "import airflow_provider_sestek.testing\n"
-        "t2 = time.perf_counter()\n"
-        "print(t1 - t0, t2 - t1, 'pytest' in sys.modules, 'urllib.request' in sys.modules)\n"
+        "print(' '.join(sorted({m.split('.')[0] for m in set(sys.modules) - before})))\n"
+        "print('urllib.request' in sys.modules)\n"
     )
-    env = _env()
-    # Byte-code caching as in an installed package, kept out of the source tree.
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env["PYTHONPYCACHEPREFIX"] = str(tmp_path / "pycache")
-    runs = []
-    for _ in range(4):
-        result = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO, timeout=60, check=True
-        )
-        stdlib, own, pytest_loaded, urllib_loaded = result.stdout.split()
-        assert (pytest_loaded, urllib_loaded) == ("False", "False")
-        runs.append((float(stdlib), float(own)))
-    best_own = min(own for _, own in runs[1:])
-    best_total = min(stdlib + own for stdlib, own in runs[1:])
-    # Loose bounds (the box may be busy): they catch a heavy import sneaking in, e.g. Airflow's ~5 s.
-    assert best_own < 0.06, runs
-    assert best_total < 0.3, runs
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=_env(), cwd=REPO, timeout=60, check=True
+    )
+    top_level, urllib_request = result.stdout.splitlines()
+    assert urllib_request == "False"  # the data-URL fetcher imports it when a training first asks
+    loaded = set(top_level.split())
+    assert "airflow_provider_sestek" in loaded
+    heavy = {"airflow", "aiohttp", "requests", "urllib3", "pytest", "pendulum", "sqlalchemy"}
+    assert not loaded & heavy, sorted(loaded & heavy)
+    third_party = {m for m in loaded - {"airflow_provider_sestek"} if m not in sys.stdlib_module_names}
+    assert not third_party, sorted(third_party)
