@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from datetime import timedelta
 from typing import Any
@@ -33,13 +34,25 @@ def seconds(value: float | timedelta | None, field: str) -> float | None:
     return float(number)
 
 
+#: The longest ``poll_interval`` accepted: one day.
+MAX_POLL_INTERVAL = 86400.0
+
+
 def check_poll_interval(value: Any) -> float:
     """
     :param value: the ``poll_interval`` argument.
     :return: it as a float.
     """
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise SestekValidationError("poll_interval", value, "must be a positive number of seconds")
+    # NaN passes ``<= 0``, and infinity or a huge number overflows the deferral's timedelta after the submit.
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not 0 < value <= MAX_POLL_INTERVAL
+    ):
+        raise SestekValidationError(
+            "poll_interval", value, f"must be a positive number of seconds, at most {MAX_POLL_INTERVAL:g} (one day)"
+        )
     return float(value)
 
 
