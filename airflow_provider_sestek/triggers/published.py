@@ -223,6 +223,10 @@ class SestekModelPublishedTrigger(BaseEventTrigger):
         if store is None:
             return
         try:
-            await store.aset(self.state_key, state)
+            # Other watchers of the same asset and connection share the key: update only this trigger's models.
+            stored = await store.aget(self.state_key)
+            merged = dict(stored) if isinstance(stored, dict) else {}
+            merged.update({m: state[m] for m in self.model_ids if m in state})
+            await store.aset(self.state_key, merged)
         except Exception as exc:
             self.log.warning("Could not save the watermark to the asset state store: %s", exc)
