@@ -51,11 +51,12 @@ class PublicationWatermark:
         self.state: dict[str, dict[str, Any]] = {}
         if isinstance(state, dict):
             for model_id, mark in state.items():
-                if isinstance(mark, dict) and isinstance(mark.get("published"), bool):
-                    self.state[str(model_id)] = {
-                        "published": mark["published"],
-                        "publications": int(mark.get("publications") or 0),
-                    }
+                # Any task writing the asset's store may have put anything here: an unreadable mark is dropped.
+                if not isinstance(mark, dict) or not isinstance(mark.get("published"), bool):
+                    continue
+                publications = mark.get("publications") or 0
+                if isinstance(publications, int) and not isinstance(publications, bool) and publications >= 0:
+                    self.state[str(model_id)] = {"published": mark["published"], "publications": publications}
 
     def observe(self, model_id: str, published: bool) -> int | None:
         """
