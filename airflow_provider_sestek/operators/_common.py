@@ -29,11 +29,23 @@ def seconds(value: float | timedelta | None, field: str) -> float | None:
     if value is None:
         return None
     number = value.total_seconds() if isinstance(value, timedelta) else value
-    if isinstance(number, bool) or not isinstance(number, int | float) or number < 0:
-        raise SestekValidationError(field, value, "must be a non-negative number of seconds or a timedelta")
+    # NaN passes ``< 0``; infinity or a huge number overflows the deferral's timedelta after the submit.
+    if (
+        isinstance(number, bool)
+        or not isinstance(number, int | float)
+        or not math.isfinite(number)
+        or not 0 <= number <= MAX_DURATION
+    ):
+        raise SestekValidationError(
+            field,
+            value,
+            f"must be a non-negative number of seconds or a timedelta, at most {MAX_DURATION:g} (ten years)",
+        )
     return float(number)
 
 
+#: The longest duration (``timeout``) accepted: ten years.
+MAX_DURATION = 3650 * 86400.0
 #: The longest ``poll_interval`` accepted: one day.
 MAX_POLL_INTERVAL = 86400.0
 
