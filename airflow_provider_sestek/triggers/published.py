@@ -126,9 +126,13 @@ class SestekModelPublishedTrigger(BaseEventTrigger):
             raise SestekValidationError("model_ids", model_ids, "give at least one model id")
         # Sorted and unique: the same models in another order are the same trigger (its identity is a hash).
         self.model_ids = sorted({api.validate_model_id(m, f"model_ids[{i}]") for i, m in enumerate(ids)})
+        if not isinstance(sestek_conn_id, str) or not sestek_conn_id:
+            raise SestekValidationError("sestek_conn_id", sestek_conn_id, "must be a non-empty connection id")
         self.sestek_conn_id = sestek_conn_id
         self.poll_interval = check_poll_interval(poll_interval)
-        self.fire_on_start = bool(fire_on_start)
+        if not isinstance(fire_on_start, bool):  # bool("false") is True: never guess
+            raise SestekValidationError("fire_on_start", fire_on_start, "must be True or False")
+        self.fire_on_start = fire_on_start
         if isinstance(max_consecutive_failures, bool) or not isinstance(max_consecutive_failures, int):
             raise SestekValidationError("max_consecutive_failures", max_consecutive_failures, "must be a whole number")
         self.max_consecutive_failures = max(1, max_consecutive_failures)
