@@ -8,10 +8,13 @@ the UI and the logs. The refusal must name the rule without the user information
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 
 from airflow_provider_sestek.exceptions import SestekValidationError
 
+AIRFLOW_3 = int(__import__("airflow").__version__.split(".")[0]) >= 3
 TOKEN = "ghp_s3cr3tT0kenPastedByMistake"
 
 
@@ -27,6 +30,14 @@ TOKEN = "ghp_s3cr3tT0kenPastedByMistake"
 def test_refusal_of_user_information_does_not_echo_it(uri: str) -> None:
     from airflow.providers.common.compat.sdk import Asset
 
+    if not AIRFLOW_3:
+        # 2.11 only warns on a non-compliant URI, quoting the URI as given itself (Airflow's text, not ours):
+        # the normalizer's part of the warning and the resulting URI must not carry the token.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            text = Asset(uri).uri + " ".join(str(w.message).partition("compliant:")[2] for w in caught)
+        assert TOKEN not in text
+        return
     with pytest.raises(SestekValidationError) as info:
         Asset(uri)
     text = f"{info.value} {info.value!r} {info.value.value!r} {info.value.args!r}"
