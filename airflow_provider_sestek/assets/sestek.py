@@ -139,8 +139,10 @@ def model_asset(
 
 
 def _shown(parts: SplitResult) -> str:
-    # A query may carry anything (a token pasted by mistake): never echo it.
-    return urlunsplit(parts._replace(query="...", fragment="") if parts.query else parts._replace(fragment=""))
+    # A query or a user part may carry anything (a token pasted by mistake): never echo them.
+    host = parts.netloc.rpartition("@")[2]
+    netloc = f"...@{host}" if "@" in parts.netloc else host
+    return urlunsplit(parts._replace(netloc=netloc, query="..." if parts.query else "", fragment=""))
 
 
 def sanitize_uri(parts: SplitResult) -> SplitResult:

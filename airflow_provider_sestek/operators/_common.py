@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from datetime import timedelta
 from typing import Any
@@ -28,9 +29,25 @@ def seconds(value: float | timedelta | None, field: str) -> float | None:
     if value is None:
         return None
     number = value.total_seconds() if isinstance(value, timedelta) else value
-    if isinstance(number, bool) or not isinstance(number, int | float) or number < 0:
-        raise SestekValidationError(field, value, "must be a non-negative number of seconds or a timedelta")
+    # NaN passes ``< 0``; infinity or a huge number overflows the deferral's timedelta after the submit.
+    if (
+        isinstance(number, bool)
+        or not isinstance(number, int | float)
+        or not math.isfinite(number)
+        or not 0 <= number <= MAX_DURATION
+    ):
+        raise SestekValidationError(
+            field,
+            value,
+            f"must be a non-negative number of seconds or a timedelta, at most {MAX_DURATION:g} (ten years)",
+        )
     return float(number)
+
+
+#: The longest duration (``timeout``) accepted: ten years.
+MAX_DURATION = 3650 * 86400.0
+#: The longest ``poll_interval`` accepted: one day.
+MAX_POLL_INTERVAL = 86400.0
 
 
 def check_poll_interval(value: Any) -> float:
@@ -38,8 +55,16 @@ def check_poll_interval(value: Any) -> float:
     :param value: the ``poll_interval`` argument.
     :return: it as a float.
     """
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise SestekValidationError("poll_interval", value, "must be a positive number of seconds")
+    # NaN passes ``<= 0``, and infinity or a huge number overflows the deferral's timedelta after the submit.
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not 0 < value <= MAX_POLL_INTERVAL
+    ):
+        raise SestekValidationError(
+            "poll_interval", value, f"must be a positive number of seconds, at most {MAX_POLL_INTERVAL:g} (one day)"
+        )
     return float(value)
 
 

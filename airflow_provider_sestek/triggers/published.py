@@ -51,11 +51,12 @@ class PublicationWatermark:
         self.state: dict[str, dict[str, Any]] = {}
         if isinstance(state, dict):
             for model_id, mark in state.items():
-                if isinstance(mark, dict) and isinstance(mark.get("published"), bool):
-                    self.state[str(model_id)] = {
-                        "published": mark["published"],
-                        "publications": int(mark.get("publications") or 0),
-                    }
+                # Any task writing the asset's store may have put anything here: an unreadable mark is dropped.
+                if not isinstance(mark, dict) or not isinstance(mark.get("published"), bool):
+                    continue
+                publications = mark.get("publications") or 0
+                if isinstance(publications, int) and not isinstance(publications, bool) and publications >= 0:
+                    self.state[str(model_id)] = {"published": mark["published"], "publications": publications}
 
     def observe(self, model_id: str, published: bool) -> int | None:
         """
@@ -125,9 +126,13 @@ class SestekModelPublishedTrigger(BaseEventTrigger):
             raise SestekValidationError("model_ids", model_ids, "give at least one model id")
         # Sorted and unique: the same models in another order are the same trigger (its identity is a hash).
         self.model_ids = sorted({api.validate_model_id(m, f"model_ids[{i}]") for i, m in enumerate(ids)})
+        if not isinstance(sestek_conn_id, str) or not sestek_conn_id:
+            raise SestekValidationError("sestek_conn_id", sestek_conn_id, "must be a non-empty connection id")
         self.sestek_conn_id = sestek_conn_id
         self.poll_interval = check_poll_interval(poll_interval)
-        self.fire_on_start = bool(fire_on_start)
+        if not isinstance(fire_on_start, bool):  # bool("false") is True: never guess
+            raise SestekValidationError("fire_on_start", fire_on_start, "must be True or False")
+        self.fire_on_start = fire_on_start
         if isinstance(max_consecutive_failures, bool) or not isinstance(max_consecutive_failures, int):
             raise SestekValidationError("max_consecutive_failures", max_consecutive_failures, "must be a whole number")
         self.max_consecutive_failures = max(1, max_consecutive_failures)
@@ -223,6 +228,10 @@ class SestekModelPublishedTrigger(BaseEventTrigger):
         if store is None:
             return
         try:
-            await store.aset(self.state_key, state)
+            # Other watchers of the same asset and connection share the key: update only this trigger's models.
+            stored = await store.aget(self.state_key)
+            merged = dict(stored) if isinstance(stored, dict) else {}
+            merged.update({m: state[m] for m in self.model_ids if m in state})
+            await store.aset(self.state_key, merged)
         except Exception as exc:
             self.log.warning("Could not save the watermark to the asset state store: %s", exc)
