@@ -91,7 +91,8 @@ def test_failed_training(emulator_factory, monkeypatch: pytest.MonkeyPatch, faq:
 def test_timeout_names_last_status(emulator_factory, monkeypatch, faq: str, deferrable: bool, capsys) -> None:
     emu = emulator_factory(advance="time", seconds_per_step=3600)
     monkeypatch.setenv("AIRFLOW_CONN_SESTEK_DEFAULT", connection_json(emu))
-    result = run_task(lambda: train(faq, deferrable=deferrable, timeout=0.5))
+    # Long enough for one poll to fit before the deadline on a loaded CI machine (0.5 s did not, once).
+    result = run_task(lambda: train(faq, deferrable=deferrable, timeout=2.5))
     assert result.task_states["under_test"] == "failed"
     text = "".join(capsys.readouterr())
     assert "Timed out waiting for Sestek model 'faq-bot'" in text
