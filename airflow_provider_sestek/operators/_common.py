@@ -19,6 +19,22 @@ def default_deferrable() -> bool:
     return bool(conf.getboolean("operators", "default_deferrable", fallback=False))
 
 
+#: The longest duration (``timeout``) accepted: ten years.
+MAX_DURATION = 3650 * 86400.0
+#: The longest ``poll_interval`` accepted: one day.
+MAX_POLL_INTERVAL = 86400.0
+
+
+def _within(value: Any, *, zero_allowed: bool, most: float) -> bool:
+    """
+    ``value`` is a real number of seconds (not a bool) in range. NaN passes ``< 0``, and infinity or a huge
+    number overflows the deferral's timedelta after the submit: both are refused here, before any request.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return False
+    return (0 <= value if zero_allowed else 0 < value) and value <= most
+
+
 def seconds(value: float | timedelta | None, field: str) -> float | None:
     """
     A duration in seconds, or ``None``.
@@ -29,13 +45,7 @@ def seconds(value: float | timedelta | None, field: str) -> float | None:
     if value is None:
         return None
     number = value.total_seconds() if isinstance(value, timedelta) else value
-    # NaN passes ``< 0``; infinity or a huge number overflows the deferral's timedelta after the submit.
-    if (
-        isinstance(number, bool)
-        or not isinstance(number, int | float)
-        or not math.isfinite(number)
-        or not 0 <= number <= MAX_DURATION
-    ):
+    if not _within(number, zero_allowed=True, most=MAX_DURATION):
         raise SestekValidationError(
             field,
             value,
@@ -44,24 +54,12 @@ def seconds(value: float | timedelta | None, field: str) -> float | None:
     return float(number)
 
 
-#: The longest duration (``timeout``) accepted: ten years.
-MAX_DURATION = 3650 * 86400.0
-#: The longest ``poll_interval`` accepted: one day.
-MAX_POLL_INTERVAL = 86400.0
-
-
 def check_poll_interval(value: Any) -> float:
     """
     :param value: the ``poll_interval`` argument.
     :return: it as a float.
     """
-    # NaN passes ``<= 0``, and infinity or a huge number overflows the deferral's timedelta after the submit.
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or not 0 < value <= MAX_POLL_INTERVAL
-    ):
+    if not _within(value, zero_allowed=False, most=MAX_POLL_INTERVAL):
         raise SestekValidationError(
             "poll_interval", value, f"must be a positive number of seconds, at most {MAX_POLL_INTERVAL:g} (one day)"
         )
