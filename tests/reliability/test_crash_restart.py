@@ -206,15 +206,18 @@ def test_recreated_trigger_continues_the_wait(sestek_conn: SestekEmulator, faq: 
 def test_recreated_trigger_keeps_the_absolute_deadline(emulator_factory: Any, monkeypatch: Any, faq: str) -> None:
     emu = emulator_factory(advance="time", seconds_per_step=3600)  # never finishes
     monkeypatch.setenv("AIRFLOW_CONN_SESTEK_DEFAULT", connection_json(emu))
-    first = _defer(data_files=[faq], poll_interval=0.05, timeout=1.0)
+    # The deadline counts from the task's start, submission included: 5 s leaves room for a slow submit on a
+    # loaded machine (1 s once expired before the first wait began, in CI).
+    first = _defer(data_files=[faq], poll_interval=0.05, timeout=5.0)
+    end_time = first.serialize()[1]["end_time"]
     assert _events(first, stop_after=0.3) == []
-    time.sleep(1.0)  # the triggerer was down past the deadline
+    time.sleep(max(0.0, end_time - time.time()) + 0.2)  # the triggerer was down past the deadline
 
     second = _from_db_row(first)
     polls_before = emu.counters["progress_polls"]
     (event,) = _events(second)
 
-    # A fresh 1 s budget would poll about 20 times more; with the stored deadline already past, no request
+    # A fresh 5 s budget would poll about 100 times more; with the stored deadline already past, no request
     # is even sent (no request starts past a wait's deadline) and the wait ends at once.
     assert emu.counters["progress_polls"] - polls_before == 0
     assert event["status"] == "timeout" and "Timed out waiting for Sestek model 'crash-bot'" in event["message"]
