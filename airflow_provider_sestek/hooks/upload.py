@@ -152,7 +152,7 @@ def check_data_file(entry: Any, index: int) -> DataFile:
     path = _file_url_path(field_name, location) if scheme == "file" else os.path.expanduser(location)
     name = os.path.basename(path.rstrip("/")) or path
     if not os.path.exists(path):
-        raise SestekValidationError(field_name, path, "file does not exist")
+        raise SestekValidationError(field_name, path, _missing_local_file(path))
     if os.path.isdir(path):
         raise SestekValidationError(field_name, path, "is a directory; list the files in it instead")
     if not os.path.isfile(path):
@@ -164,6 +164,34 @@ def check_data_file(entry: Any, index: int) -> DataFile:
     except OSError as exc:
         raise SestekValidationError(field_name, path, f"cannot be read: {exc.strerror or exc}") from None
     return DataFile(name, path, _content_type(name), remote=False, size=size)
+
+
+def _missing_local_file(path: str) -> str:
+    """
+    The rule a missing local file breaks, naming this worker: on a distributed executor the file may well
+    exist, on another worker's disk.
+    """
+    where = f"on host {_worker_hostname()!r}"
+    if not os.path.isabs(path):
+        where += f" (relative to the working directory {os.getcwd()!r})"
+    return (
+        f"file does not exist {where}; on a distributed executor (Celery, Kubernetes) every worker has its own "
+        "disk: put training data in object storage (s3://, gs://) so any worker can read it"
+    )
+
+
+def _worker_hostname() -> str:
+    """The host name Airflow records for the task (``[core] hostname_callable``), else the FQDN."""
+    import socket
+
+    try:
+        try:
+            from airflow.sdk.api.client import get_hostname
+        except ImportError:  # Airflow 2
+            from airflow.utils.net import get_hostname
+        return str(get_hostname())
+    except Exception:  # a broken hostname_callable must not hide the missing file
+        return socket.getfqdn()
 
 
 def _file_url_path(field_name: str, location: str) -> str:
