@@ -15,12 +15,14 @@ from airflow_provider_sestek.assets import model_asset_uri
 from airflow_provider_sestek.hooks.sestek import SestekHook
 from airflow_provider_sestek.testing import SestekEmulator
 from tests._assets import AIRFLOW_3, asset_events, register_alias, scheduled_on
+from tests._moto import S3
 from tests.dag_runner import run_dag_file
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
 
 #: The example DAGs live at the top of the repository (beside pyproject.toml), not in the package.
 EXAMPLES = Path(__file__).resolve().parents[2] / "example_dags"
+DATA_FILES = ("faq.txt", "shipping-policy.txt")
 
 
 def load_example(module: str) -> ModuleType:
@@ -126,3 +128,28 @@ def test_serialized_asset_dags_hold_no_secret(sestek_conn: SestekEmulator, modul
     assert "sestek://127.0.0.1:" in text
     for secret in (sestek_conn.train_client[1], sestek_conn.inference_client[1]):
         assert secret not in text
+
+
+def test_models_from_object_storage_example(
+    sestek_conn: SestekEmulator, s3: S3, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Five mapped trainings read their data from S3 (moto on 127.0.0.1); each model received both files whole."""
+    digests = {name: s3.put(f"training/{name}", (EXAMPLES / "data" / name).read_bytes()) for name in DATA_FILES}
+    monkeypatch.setenv("SESTEK_EXAMPLE_DATA_PREFIX", s3.url("training/"))
+    monkeypatch.setenv("SESTEK_EXAMPLE_POLL_INTERVAL", "0.05")
+    module = "example_sestek_models_from_object_storage"
+    mod = load_example(module)
+    assert len(mod.MODEL_IDS) == 5
+
+    dag_run = run_dag_file(mod.dag.dag_id, lambda: load_example(module).dag)
+    states = [
+        (ti.task_id, ti.map_index, str(getattr(ti.state, "value", ti.state))) for ti in dag_run.get_task_instances()
+    ]
+    assert sorted(states) == sorted((task, i, "success") for task in ("train", "ask") for i in range(5)), states
+    assert sestek_conn.counters["trainings_created"] == 5
+    assert sestek_conn.counters["inference_requests"] == 5
+    for model_id in mod.MODEL_IDS:
+        training = sestek_conn.trainings[model_id]
+        assert training.inference_status == "Running"
+        received = {f.filename: (f.size, f.sha256) for f in training.files}
+        assert received == {name: (len((EXAMPLES / "data" / name).read_bytes()), digests[name]) for name in DATA_FILES}
