@@ -27,7 +27,7 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest
 
-test: lint typecheck pytest test-airflow
+test: lint typecheck pytest test-airflow test-production
 
 # The suite on the oldest supported Airflow too (its own venv); lint and types run once, on 3.x.
 AIRFLOW_2_VERSION ?= 2.11.2
@@ -70,3 +70,17 @@ test-ui-matrix: test-ui
 test-airflow: $(STAMP)
 	$(BIN)/pytest tests/real_airflow -m airflow_real
 .PHONY: test-airflow
+
+# The production-shaped deployment (tests/production): PostgreSQL and Redis from Debian's packages (installed
+# here when absent), Airflow's celery/postgres/amazon extras, two Celery workers and two triggerers, on 127.0.0.1.
+# celery<5.7: celery 5.7 removed `celery.backends.database.retry`, which the newest celery provider (3.26) imports.
+PRODUCTION_STAMP = $(VENV)/.installed-production-$(AIRFLOW_VERSION)
+$(PRODUCTION_STAMP): $(STAMP)
+	(ls /usr/lib/postgresql/*/bin/initdb && test -x /usr/bin/redis-server) >/dev/null 2>&1 || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql redis-server >/dev/null)
+	$(BIN)/uv pip install --python $(BIN)/python -e ".[test]" "apache-airflow[celery,postgres,amazon]==$(AIRFLOW_VERSION)" "celery<5.7"
+	touch $@
+
+test-production: $(PRODUCTION_STAMP)
+	$(BIN)/pytest tests/production -m airflow_production -p no:randomly
+.PHONY: test-production

@@ -22,7 +22,7 @@ from typing import Any
 import requests
 
 from airflow_provider_sestek.testing import EmulatorClient
-from tests._processes import Process, free_port, start_process
+from tests._processes import Process, free_port, start_process, tail
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 _ACTIVE = ("scheduled", "queued", "running", "deferred", "up_for_retry", "up_for_reschedule", "restarting")
@@ -92,6 +92,8 @@ class RealAirflow:
     fernet_key: str = field(default_factory=lambda: base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
     jwt_secret: str = field(default_factory=lambda: secrets.token_hex(16))
     processes: dict[str, Process] = field(default_factory=dict)
+    #: How each component was started (command line, working directory, own variables), to start it again.
+    arguments: dict[str, tuple[list[str], Path | None, dict[str, str]]] = field(default_factory=dict)
     retired: list[Process] = field(default_factory=list)
 
     @property
@@ -150,22 +152,37 @@ class RealAirflow:
             check=True,
         )
 
-    def start_component(self, name: str) -> Process:
-        args = [name, "--port", str(self.port)] if name == "api-server" else [name]
+    def start_component(
+        self,
+        name: str,
+        args: list[str] | None = None,
+        cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> Process:
+        """
+        Start ``airflow <args>`` as the component ``name``.
+
+        :param args: the command line after ``airflow``; by default the component's name.
+        :param cwd: its working directory (AIRFLOW_HOME by default).
+        :param env: variables on top of :attr:`env`.
+        """
+        if args is None:
+            args = [name, "--port", str(self.port)] if name == "api-server" else [name]
+        self.arguments[name] = (args, cwd, dict(env or {}))
         process = start_process(
             name,
             [sys.executable, "-m", "airflow", *args],
-            self.env,
+            {**self.env, **(env or {})},
             _output(self.home / "process-output", name),
-            self.home,
+            cwd or self.home,
         )
         self.processes[name] = process
         return process
 
-    def start(self, timeout: float = 180) -> None:
+    def start(self, timeout: float = 180, components: tuple[str, ...] = COMPONENTS) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
         self.airflow("db", "migrate")
-        for name in COMPONENTS:
+        for name in components:
             self.start_component(name)
         wait_for(
             "the api-server to answer",
@@ -178,11 +195,23 @@ class RealAirflow:
             process.stop()
 
     def replace(self, name: str, *, kill: bool) -> tuple[Process, Process]:
-        """SIGKILL (or stop) a component and start a new one; returns (old, new)."""
-        old = self.processes[name]
+        """SIGKILL (or stop) a component and start a new one as it was started; returns (old, new)."""
+        old = self.retire(name, kill=kill)
+        args, cwd, env = self.arguments[name]
+        return old, self.start_component(name, args, cwd, env)
+
+    def check_alive(self) -> None:
+        """Fail at once, with its output, when a component exited (instead of waiting out a timeout)."""
+        dead = [p for p in self.processes.values() if not p.alive()]
+        if dead:
+            raise RuntimeError("\n".join(f"{p.name} exited ({p.popen.returncode}):\n{tail(p.output)}" for p in dead))
+
+    def retire(self, name: str, *, kill: bool) -> Process:
+        """SIGKILL (or stop) a component for good."""
+        old = self.processes.pop(name)
         old.kill() if kill else old.stop()
         self.retired.append(old)
-        return old, self.start_component(name)
+        return old
 
     # --- REST API ---------------------------------------------------------------------------------------
 
@@ -237,6 +266,7 @@ def follow_run(
     watch = watch or RunWatch()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        airflow.check_alive()
         state = airflow.run_state(dag_id, run_id)
         tasks = airflow.task_states(dag_id, run_id)
         watch.record(tasks)
