@@ -282,6 +282,28 @@ def connection(host: str, login: str, password: str, **extra: Any) -> str:
     return json.dumps({"conn_type": "sestek", "host": host, "login": login, "password": password, "extra": extra})
 
 
+def emulator_with_secrets(
+    workdir: Path, train_secret: str, inference_secret: str, token_prefix: str, seconds_per_step: float
+) -> Emulator:
+    """The emulator CLI with distinctive client secrets and token prefix (what the secret scans look for)."""
+    args = ["--advance", "time", "--seconds-per-step", str(seconds_per_step), "--token-prefix", token_prefix]
+    args += ["--client", f"train-client:{train_secret}", "--inference-client", f"inference-client:{inference_secret}"]
+    return Emulator.start(workdir, args)
+
+
+def sestek_connection(emulator: Emulator, train_secret: str, inference_secret: str) -> str:
+    """The ``sestek_default`` connection for :func:`emulator_with_secrets` (tenant ``acme``)."""
+    return connection(
+        emulator.url,
+        "train-client",
+        train_secret,
+        identity_url=emulator.url,
+        tenant="acme",
+        inference_client_id="inference-client",
+        inference_client_secret=inference_secret,
+    )
+
+
 # --- looking for secrets -------------------------------------------------------------------------------------
 
 

@@ -30,11 +30,12 @@ from tests.real_airflow._harness import (
     Emulator,
     RealAirflow,
     RunWatch,
-    connection,
     db_texts,
+    emulator_with_secrets,
     file_texts,
     follow_run,
     occurrences,
+    sestek_connection,
     wait_for,
 )
 
@@ -92,21 +93,7 @@ class Deployment:
 @pytest.fixture(scope="module")
 def deployment() -> Iterator[Deployment]:
     work = Path(tempfile.mkdtemp(prefix="sestek-real-airflow-"))
-    emulator = Emulator.start(
-        work,
-        [
-            "--advance",
-            "time",
-            "--seconds-per-step",
-            str(SECONDS_PER_STEP),
-            "--token-prefix",
-            TOKEN_PREFIX,
-            "--client",
-            f"train-client:{TRAIN_SECRET}",
-            "--inference-client",
-            f"inference-client:{INFERENCE_SECRET}",
-        ],
-    )
+    emulator = emulator_with_secrets(work, TRAIN_SECRET, INFERENCE_SECRET, TOKEN_PREFIX, SECONDS_PER_STEP)
     dags = work / "dags"
     dags.mkdir()
     examples = REPO / "example_dags"
@@ -116,15 +103,7 @@ def deployment() -> Iterator[Deployment]:
     shutil.copytree(examples / "data", dags / "data")
     shutil.copy(Path(__file__).parent / "dags" / f"{SECRETS_DAG}.py", dags)
     connections = {
-        "sestek_default": connection(
-            emulator.url,
-            "train-client",
-            TRAIN_SECRET,
-            identity_url=emulator.url,
-            tenant="acme",
-            inference_client_id="inference-client",
-            inference_client_secret=INFERENCE_SECRET,
-        ),
+        "sestek_default": sestek_connection(emulator, TRAIN_SECRET, INFERENCE_SECRET),
         # Sestek would call back here; nothing listens (the emulator records a failed callback).
         "sestek_callback": json.dumps(
             {
