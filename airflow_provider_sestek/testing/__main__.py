@@ -64,7 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--certfile", default=None, help="PEM certificate: serve HTTPS")
     parser.add_argument("--keyfile", default=None, help="PEM private key for --certfile")
     parser.add_argument("--ready-file", default=None, metavar="PATH", help="write the URL here once listening")
-    parser.add_argument("--log-level", default="WARNING", help="logging level (default: %(default)s)")
+    parser.add_argument(
+        "--log-level",
+        default="WARNING",
+        type=str.upper,
+        choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+        help="logging level, any case (default: %(default)s)",
+    )
     return parser
 
 
@@ -84,8 +90,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     :param argv: arguments (default: ``sys.argv[1:]``).
     :return: the exit code.
     """
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.ready_file and not os.path.isdir(os.path.dirname(os.path.abspath(args.ready_file))):
+        # Checked before the server starts: writing it later would end in a traceback, the server still up.
+        parser.error(f"--ready-file {args.ready_file!r}: its folder does not exist")
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         emulator = SestekEmulator(
             host=args.host,

@@ -149,6 +149,7 @@ class SestekEmulator:
         self._requests: deque[RecordedRequest] = deque(maxlen=max_recorded_requests)
         self._callback_attempts: list[CallbackAttempt] = []
         self._counters = zero_counters()
+        self._with_depth = 0
         self._upload_dirs: list[str] = []
         self._outbound = Outbound(self._lock, self._stopping, self._on_callback)
         self._foreign: ForeignListener | None = None
@@ -208,12 +209,18 @@ class SestekEmulator:
             self._tempdir = None
 
     def __enter__(self) -> SestekEmulator:
-        return self.start() if self._server is None else self
+        # Re-entrant: a helper that wraps its work in ``with emulator:`` must not stop the caller's emulator.
+        if self._server is None:
+            self.start()
+        self._with_depth += 1  # after start(): a start that fails has no __exit__ to undo it
+        return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
     ) -> None:
-        self.stop()
+        self._with_depth -= 1
+        if self._with_depth == 0:
+            self.stop()
 
     @property
     def running(self) -> bool:
