@@ -39,13 +39,17 @@ def _restart_redis(production: Production) -> Any:
     """SIGKILL the broker and start an empty one on the same port (no persistence: queued messages are lost)."""
     port = production.airflow.env_extra["AIRFLOW__CELERY__BROKER_URL"].rsplit(":", 1)[1].split("/")[0]
     pids = [p for p in os.listdir("/proc") if p.isdigit()]
+    killed = False
     for pid in pids:
         try:
             cmdline = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
         except OSError:
             continue
-        if cmdline and cmdline[0].endswith(b"redis-server") and port.encode() in cmdline:
+        # Redis rewrites its title: "/usr/bin/redis-server 127.0.0.1:<port>".
+        if cmdline and b"redis-server" in cmdline[0] and f":{port}".encode() in b" ".join(cmdline):
             os.kill(int(pid), 9)
+            killed = True
+    assert killed, f"no redis-server on port {port}"
     time.sleep(3)
     argv = ["/usr/bin/redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
     argv += ["--dir", str(production.work)]
