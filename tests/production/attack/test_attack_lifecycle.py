@@ -100,7 +100,17 @@ def test_both_triggerers_killed_then_clears_retrain_exactly_once_per_model(produ
     TIMINGS["clear one mapped instance"] = time.monotonic() - started
 
 
-def test_worker_killed_after_the_training_was_created_but_before_the_submit_answer(production: Production) -> None:
+@pytest.mark.parametrize(
+    ("dag_id", "model_id"),
+    [
+        (CRASH_DAG, CRASH_MODEL),
+        # Not waiting for the inference endpoint: "Completed" is done, with nobody polling to publish it.
+        (f"{CRASH_DAG}_nowait", f"{CRASH_MODEL}-nowait"),
+    ],
+)
+def test_worker_killed_after_the_training_was_created_but_before_the_submit_answer(
+    production: Production, dag_id: str, model_id: str
+) -> None:
     """
     A model id never trained before; the train POST creates the training but its answer is held back (the
     record in the task state store is still ``submitting``); the worker is SIGKILLed then. The training ends
@@ -109,30 +119,30 @@ def test_worker_killed_after_the_training_was_created_but_before_the_submit_answ
     """
     started = time.monotonic()
     airflow, emulator = production.airflow, production.emulator.client
-    shutil.copy(Path(__file__).parent / "dags" / f"{CRASH_DAG}.py", airflow.dags)
-    airflow.wait_for_dag(CRASH_DAG, timeout=180)
-    emulator.set_lifecycle(CRASH_MODEL, ["Initialized", "DatasetUploading", "Training", "Completed"])
-    emulator.add_fault(Fault(endpoint="train", kind="delay", delay=50, when="after", model_id=CRASH_MODEL))
+    shutil.copy(Path(__file__).parent / "dags" / f"{dag_id}.py", airflow.dags)
+    airflow.wait_for_dag(dag_id, timeout=180)
+    emulator.set_lifecycle(model_id, ["Initialized", "DatasetUploading", "Training", "Completed"])
+    emulator.add_fault(Fault(endpoint="train", kind="delay", delay=50, when="after", model_id=model_id))
     before = _created(production)
-    run_id = airflow.trigger(CRASH_DAG)
+    run_id = airflow.trigger(dag_id)
 
     def created() -> dict[str, Any] | None:
-        if CRASH_MODEL not in production.emulator.client.state()["trainings"]:
+        if model_id not in production.emulator.client.state()["trainings"]:
             return None
-        (ti,) = production.task_instances(CRASH_DAG, run_id)
+        (ti,) = production.task_instances(dag_id, run_id)
         return ti if ti["state"] == "running" and ti["hostname"] in WORKERS else None
 
     first = wait_for("the training to be created while its POST hangs", created, 180, interval=0.2)
     killed = first["hostname"]
     records = production.postgres.query(
-        "SELECT value FROM task_state_store WHERE dag_id = %s AND run_id = %s", CRASH_DAG, run_id
+        "SELECT value FROM task_state_store WHERE dag_id = %s AND run_id = %s", dag_id, run_id
     )
     airflow.retire(killed, kill=True)
     try:
-        state = follow_run(airflow, CRASH_DAG, run_id, 300)
+        state = follow_run(airflow, dag_id, run_id, 300)
     finally:
         _restart(production, killed)
-    TIMINGS["worker killed mid-submit"] = time.monotonic() - started
+    TIMINGS[f"worker killed mid-submit ({model_id})"] = time.monotonic() - started
     print("record when killed:", records)
     assert state == "success"
     assert _created(production) - before == 1, "the retry submitted a second training of a model trained once"
