@@ -22,9 +22,16 @@ from airflow.providers.common.compat.sdk import DAG
 from airflow_provider_sestek.operators.sestek import SestekQuestionAnsweringOperator, SestekTrainOperator
 
 DATA_PREFIX = os.environ.get("SESTEK_EXAMPLE_DATA_PREFIX", "s3://aws_default@acme-sestek-training/")
-MODEL_IDS = os.environ.get(
-    "SESTEK_EXAMPLE_MODEL_IDS", "acme-support-en,acme-support-de,acme-support-tr,acme-sales-en,acme-sales-de"
-).split(",")
+# One mapped instance per model: entries trimmed, empty ones dropped, an id listed twice kept once.
+MODEL_IDS = list(
+    dict.fromkeys(
+        model_id.strip()
+        for model_id in os.environ.get(
+            "SESTEK_EXAMPLE_MODEL_IDS", "acme-support-en,acme-support-de,acme-support-tr,acme-sales-en,acme-sales-de"
+        ).split(",")
+        if model_id.strip()
+    )
+)
 POLL_INTERVAL = float(os.environ.get("SESTEK_EXAMPLE_POLL_INTERVAL", "30"))
 
 with DAG(

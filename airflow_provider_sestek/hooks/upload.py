@@ -173,7 +173,12 @@ def _missing_local_file(path: str) -> str:
     """
     where = f"on host {_worker_hostname()!r}"
     if not os.path.isabs(path):
-        where += f" (relative to the working directory {os.getcwd()!r})"
+        try:
+            cwd = os.getcwd()
+        except OSError:  # the working directory was deleted under the worker
+            where += " (relative to a working directory that no longer exists)"
+        else:
+            where += f" (relative to the working directory {cwd!r})"
     return (
         f"file does not exist {where}; on a distributed executor (Celery, Kubernetes) every worker has its own "
         "disk: put training data in object storage (s3://, gs://) so any worker can read it"
@@ -189,9 +194,11 @@ def _worker_hostname() -> str:
             from airflow.sdk.api.client import get_hostname
         except ImportError:  # Airflow 2
             from airflow.utils.net import get_hostname
-        return str(get_hostname())
+        name = get_hostname()
     except Exception:  # a broken hostname_callable must not hide the missing file
         return socket.getfqdn()
+    # A callable that names no host (None, "") says nothing: the FQDN does.
+    return str(name) if name is not None and str(name).strip() else socket.getfqdn()
 
 
 def _file_url_path(field_name: str, location: str) -> str:

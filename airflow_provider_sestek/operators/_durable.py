@@ -38,11 +38,14 @@ class DurableRecord:
     :param model_id: the model trained.
     :param phase: ``submitting``, ``submitted`` or ``succeeded``.
     :param experiment_id: the experiment id the train POST answered, when known.
+    :param first_training: ``submitting`` only: the server knew no training of this model id before the POST
+        (its progress was "not found"), so a finished training found later can only be this task's.
     """
 
     model_id: str
     phase: Phase
     experiment_id: str | None = None
+    first_training: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """The stored value (JSON)."""
@@ -51,6 +54,7 @@ class DurableRecord:
             "phase": self.phase,
             "experiment_id": self.experiment_id,
             "succeeded": self.phase == "succeeded",
+            "first_training": self.first_training,
         }
 
 
@@ -70,7 +74,8 @@ def read(store: Any, model_id: str) -> DurableRecord | None:
     # Records written before the phase existed: a stored training, consumed only if marked so.
     phase: Phase = stored if stored in _PHASES else ("succeeded" if value.get("succeeded") else "submitted")
     experiment_id = value.get("experiment_id")
-    return DurableRecord(model_id, phase, str(experiment_id) if experiment_id else None)
+    first = value.get("first_training") is True
+    return DurableRecord(model_id, phase, str(experiment_id) if experiment_id else None, first)
 
 
 def write(store: Any, record: DurableRecord, end_time: float | None) -> None:

@@ -286,8 +286,9 @@ class SestekTrainOperator(BaseOperator):
             )
             return None
         if progress.is_done(self.wait_for_inference):
-            if record.phase == "submitting":
-                # The POST of the earlier try may never have arrived: this may be an older training.
+            if record.phase == "submitting" and not record.first_training:
+                # The POST of the earlier try may never have arrived: this may be an older training. (Of a model
+                # with no training before that POST, the finished training can only be the earlier try's.)
                 self.log.info("The earlier try's submit of %s never got an answer; submitting", self.model_id)
                 return None
             _durable.incr("already_succeeded", self)
@@ -320,7 +321,8 @@ class SestekTrainOperator(BaseOperator):
             _durable.write(store, _durable.DurableRecord(self.model_id, "submitted"), end_time)
             return attached, False
         # Written before the POST: a worker that dies while it is in flight leaves a record the retry checks.
-        _durable.write(store, _durable.DurableRecord(self.model_id, "submitting"), end_time)
+        submitting = _durable.DurableRecord(self.model_id, "submitting", first_training=progress is None)
+        _durable.write(store, submitting, end_time)
         experiment, attached_to = self._submit_once(request)
         if attached_to is not None:
             _durable.write(store, _durable.DurableRecord(self.model_id, "submitted"), end_time)
