@@ -82,5 +82,10 @@ $(PRODUCTION_STAMP): $(STAMP)
 	touch $@
 
 test-production: $(PRODUCTION_STAMP)
-	$(BIN)/pytest tests/production -m airflow_production -p no:randomly
-.PHONY: test-production
+	$(BIN)/pytest tests/production/test_production.py -m airflow_production -p no:randomly
+
+# The attack scenarios on the same deployment (tests/production/attack: both triggerers killed, clears of
+# mapped runs, Redis, scheduler and PostgreSQL killed; ~15 min, one deployment per module); not part of CI.
+test-production-attack: $(PRODUCTION_STAMP)
+	$(BIN)/pytest tests/production/attack -m airflow_production -p no:randomly
+.PHONY: test-production test-production-attack

@@ -188,6 +188,36 @@ class Redis:
         self.process.stop()
 
 
+def redis_texts(url: str) -> list[tuple[str, str]]:
+    """Every key of a Redis database (the Celery broker's queues, bindings, unacked messages), as text."""
+    import redis
+
+    def text(value: Any) -> str:
+        return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+    client = redis.Redis.from_url(url)
+    found: list[tuple[str, str]] = []
+    for key in client.scan_iter(count=1000):
+        kind = text(client.type(key))
+        values: list[Any]
+        if kind == "string":
+            values = [client.get(key)]
+        elif kind == "list":
+            values = list(client.lrange(key, 0, -1))
+        elif kind == "hash":
+            values = [f"{k!r}: {v!r}" for k, v in client.hgetall(key).items()]
+            values += [v for v in client.hgetall(key).values()]
+        elif kind == "set":
+            values = list(client.smembers(key))
+        elif kind == "zset":
+            values = list(client.zrange(key, 0, -1))
+        else:
+            values = []
+        found += [(f"redis:{text(key)}", text(value)) for value in values]
+    client.close()
+    return found
+
+
 def postgres_texts(postgres: Postgres, fernet_key: str) -> list[tuple[str, str]]:
     """Every cell of every table of the metadata database, decoded, as ``(table.column#row, text)``."""
     from cryptography.fernet import Fernet

@@ -8,9 +8,11 @@ workers (each its own working directory, log folder and host name, no shared dat
   waits are deferred; the other takes them over; every task succeeds, five trainings, every file whole;
 - the Celery worker running a sync-mode training is SIGKILLed mid-wait: the retry runs on the other worker and
   attaches (the durable record is in PostgreSQL); one training;
+- a worker SIGKILLed while the train POST of a new model hangs (the record says ``submitting``): the retry
+  collects the training it created, one training;
 - a local path that exists only on worker A, run on worker B: fails there naming the path and worker B's host,
   before any Sestek request;
-- no secret in the PostgreSQL metadata database, nor in any log of any component.
+- no secret in the PostgreSQL metadata database, the Redis broker, nor in any log of any component.
 """
 
 from __future__ import annotations
@@ -27,9 +29,10 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_sestek.testing import Fault
 from tests._moto import MotoServer, aws_connection_json
 from tests._processes import free_port
-from tests.production._services import Postgres, Redis, postgres_texts
+from tests.production._services import Postgres, Redis, postgres_texts, redis_texts
 from tests.real_airflow._harness import (
     Emulator,
     RealAirflow,
@@ -50,6 +53,7 @@ if int(__import__("airflow").__version__.split(".")[0]) < 3:
 REPO = Path(__file__).parent.parent.parent
 EXAMPLE = "example_sestek_models_from_object_storage"
 SYNC_DAG, LOCAL_DAG = "sestek_production_sync_train", "sestek_production_local_file"
+CRASH_DAG, CRASH_MODEL = "sestek_production_submit_crash", "acme-submit-crash"
 DATA_FILES = ("faq.txt", "shipping-policy.txt")
 BUCKET = "acme-sestek-training"
 
@@ -115,7 +119,7 @@ def _start_airflow(work: Path, postgres: Postgres, redis: Redis, emulator: Emula
     dags = work / "dags"  # the DAGs folder: the same path on every component, as a git-sync would give
     dags.mkdir()
     shutil.copy(REPO / "example_dags" / f"{EXAMPLE}.py", dags)
-    for name in (SYNC_DAG, LOCAL_DAG):
+    for name in (SYNC_DAG, LOCAL_DAG, CRASH_DAG):
         shutil.copy(Path(__file__).parent / "dags" / f"{name}.py", dags)
     hostnames = work / "hostnames"
     hostnames.mkdir()
@@ -193,7 +197,7 @@ def production() -> Iterator[Production]:
         (work / "worker-a" / "training").mkdir(parents=True)
         shutil.copy(REPO / "example_dags/data/faq.txt", work / "worker-a" / "training" / "faq.txt")
         airflow = _start_airflow(work, postgres, redis, emulator, moto)
-        for dag_id in (EXAMPLE, SYNC_DAG, LOCAL_DAG):
+        for dag_id in (EXAMPLE, SYNC_DAG, LOCAL_DAG, CRASH_DAG):
             airflow.wait_for_dag(dag_id, timeout=180)
         yield Production(work, postgres, emulator, airflow, {name: work / name for name in WORKERS})
     finally:
@@ -322,6 +326,45 @@ def test_worker_killed_mid_poll_retry_attaches_on_the_other_worker(
     airflow.start_component(killed, args, cwd, env)
 
 
+def test_worker_killed_mid_submit_retry_collects_the_training(production: Production, mapped_run: MappedRun) -> None:
+    """
+    A model id never trained before; its train POST creates the training but the answer is held back, so the
+    durable record still says ``submitting`` when the worker is SIGKILLed. The training finishes before the
+    retry looks: it can only be this task's, and the retry collects it (found by the attack on issue 13: the
+    retry trained the model a second time).
+    """
+    airflow, emulator = production.airflow, production.emulator.client
+    emulator.set_lifecycle(CRASH_MODEL, ["Initialized", "DatasetUploading", "Training", "Completed"])
+    emulator.add_fault(Fault(endpoint="train", kind="delay", delay=50, when="after", model_id=CRASH_MODEL))
+    before = production.counters()["trainings_created"]
+    run_id = airflow.trigger(CRASH_DAG)
+
+    def created_while_the_post_hangs() -> dict[str, Any] | None:
+        if CRASH_MODEL not in emulator.state()["trainings"]:
+            return None
+        (ti,) = production.task_instances(CRASH_DAG, run_id)
+        return ti if ti["state"] == "running" and ti["hostname"] in WORKERS else None
+
+    first = wait_for("the training to be created while its POST hangs", created_while_the_post_hangs, 180, 0.2)
+    (record,) = production.postgres.query(
+        "SELECT value FROM task_state_store WHERE dag_id = %s AND run_id = %s", CRASH_DAG, run_id
+    )
+    assert '"submitting"' in record["value"] and '"first_training": true' in record["value"], record
+    killed = first["hostname"]
+    airflow.retire(killed, kill=True)
+    try:
+        state = follow_run(airflow, CRASH_DAG, run_id, 240)
+    finally:
+        args, cwd, env = airflow.arguments[killed]
+        airflow.start_component(killed, args, cwd, env)
+
+    assert state == "success"
+    tries = airflow.tries(CRASH_DAG, run_id, "train")
+    assert (tries[0]["try_number"], tries[0]["hostname"]) == (1, killed), tries
+    assert tries[-1]["state"] == "success" and tries[-1]["hostname"] != killed, tries
+    assert production.counters()["trainings_created"] == before + 1, "the retry trained the model a second time"
+
+
 # --- a local file that exists on the other worker only --------------------------------------------------------
 
 
@@ -351,6 +394,7 @@ def test_local_path_on_the_other_worker_fails_before_any_request(production: Pro
 def test_no_secret_in_postgres_or_any_log(production: Production, mapped_run: MappedRun) -> None:
     airflow = production.airflow
     corpus = file_texts(production.work) + postgres_texts(production.postgres, airflow.fernet_key)
+    corpus += redis_texts(airflow.env_extra["AIRFLOW__CELERY__BROKER_URL"])
     corpus += [(f"trigger row #{i}", json.dumps(row, default=str)) for i, row in enumerate(production.trigger_rows)]
     # The search sees what it must: the model ids in XCom, rendered fields, the serialized DAG, trigger kwargs,
     # both workers' and both triggerers' logs.
@@ -363,6 +407,7 @@ def test_no_secret_in_postgres_or_any_log(production: Production, mapped_run: Ma
     assert any("acme-support-en" in row["decrypted_kwargs"] for row in production.trigger_rows)
     tables = {location.split(".")[0] for location, _ in corpus}
     assert {"task_state_store", "celery_taskmeta", "job", "xcom"} <= tables, tables
+    assert any(where.startswith("redis:_kombu.binding.") for where, _ in corpus), "the broker was not read"
 
     leaks = occurrences(SECRETS, corpus)
     assert leaks == [], "secrets found:\n" + "\n".join(leaks[:50])

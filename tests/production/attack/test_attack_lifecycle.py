@@ -6,7 +6,6 @@ scenarios in order; see README.md here for what held and what broke.
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_sestek.testing import Fault
-from tests.production._services import postgres_texts
+from tests.production._services import postgres_texts, redis_texts
 from tests.production.test_production import EXAMPLE, SECRETS, TRIGGERERS, WORKERS, Production
 from tests.real_airflow._harness import RunWatch, file_texts, follow_run, occurrences, wait_for
 
@@ -150,28 +149,7 @@ def test_worker_killed_after_the_training_was_created_but_before_the_submit_answ
 
 def test_no_secret_in_redis_postgres_or_logs_after_the_attack(production: Production) -> None:
     """Every Redis key of the Celery broker, every PostgreSQL cell (celery_taskmeta too) and every log."""
-    import redis
-
-    url = production.airflow.env_extra["AIRFLOW__CELERY__BROKER_URL"]
-    client = redis.Redis.from_url(url)
-    corpus: list[tuple[str, str]] = []
-    for key in client.scan_iter(count=1000):
-        kind = client.type(key).decode()
-        if kind == "string":
-            values: list[Any] = [client.get(key)]
-        elif kind == "list":
-            values = client.lrange(key, 0, -1)
-        elif kind == "hash":
-            values = [json.dumps({k.decode(): v.decode("utf-8", "replace") for k, v in client.hgetall(key).items()})]
-        elif kind == "set":
-            values = list(client.smembers(key))
-        elif kind == "zset":
-            values = client.zrange(key, 0, -1)
-        else:
-            values = []
-        for value in values:
-            text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-            corpus.append((f"redis:{key.decode()}", text))
+    corpus = redis_texts(production.airflow.env_extra["AIRFLOW__CELERY__BROKER_URL"])
     corpus += postgres_texts(production.postgres, production.airflow.fernet_key)
     corpus += file_texts(production.work)
     tables = {where.split(".")[0] for where, _ in corpus}
