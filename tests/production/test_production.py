@@ -119,8 +119,7 @@ def _start_airflow(work: Path, postgres: Postgres, redis: Redis, emulator: Emula
     dags = work / "dags"  # the DAGs folder: the same path on every component, as a git-sync would give
     dags.mkdir()
     shutil.copy(REPO / "example_dags" / f"{EXAMPLE}.py", dags)
-    for name in (SYNC_DAG, LOCAL_DAG, CRASH_DAG):
-        shutil.copy(Path(__file__).parent / "dags" / f"{name}.py", dags)
+    shutil.copy(Path(__file__).parent / "dags" / "sestek_production.py", dags)
     hostnames = work / "hostnames"
     hostnames.mkdir()
     (hostnames / "sestek_test_hostname.py").write_text(HOSTNAME_MODULE)
