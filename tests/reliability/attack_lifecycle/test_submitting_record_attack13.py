@@ -4,7 +4,7 @@ Attack on the durable rule: a try whose train POST created the training but neve
 the only training this model id ever had, so it is this task's: the retry must collect it, not train again.
 
 The production-shaped version (the Celery worker SIGKILLed while the train answer is held back) is
-``tests/production/attack/test_attack_lifecycle.py``'s ``..._nowait`` case.
+``tests/production/test_production.py::test_worker_killed_mid_submit_retry_collects_the_training``.
 """
 
 from __future__ import annotations
