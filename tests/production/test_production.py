@@ -110,6 +110,15 @@ class Production:
             self.trigger_rows.append(row)
         return rows
 
+    def follow_until_waits_are_deferred(self, run_id: str, watch: RunWatch, waits: int = 5) -> None:
+        """Follow a run of the mapped example until ``waits`` training triggers are held by the triggerers."""
+
+        def held(state: str, tasks: dict[str, str | None]) -> bool:
+            rows = self.triggers()
+            return len(rows) == waits and all(row["triggerer_host"] in TRIGGERERS for row in rows)
+
+        follow_run(self.airflow, EXAMPLE, run_id, 240, watch, until=held)
+
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         data = self.airflow.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
         return list(data["task_instances"])
@@ -234,11 +243,7 @@ def mapped_run(production: Production) -> MappedRun:
     run_id = airflow.trigger(EXAMPLE)
     watch = RunWatch()
 
-    def five_waits_in_triggerers(state: str, tasks: dict[str, str | None]) -> bool:
-        rows = production.triggers()
-        return len(rows) == 5 and all(row["triggerer_host"] in TRIGGERERS for row in rows)
-
-    follow_run(airflow, EXAMPLE, run_id, 240, watch, until=five_waits_in_triggerers)
+    production.follow_until_waits_are_deferred(run_id, watch)
     rows = production.triggers()
     holders: dict[str, int] = {}
     for row in rows:
@@ -321,8 +326,7 @@ def test_worker_killed_mid_poll_retry_attaches_on_the_other_worker(
     log = "\n".join(text for where, text in file_texts(production.workdirs[other] / "logs") if run_id in where)
     assert "acme-sync-bot" in log and "an earlier try of this task submitted it" in log, log[-3000:]
     # Worker A (or B) comes back for the next test, as a supervisor would restart it.
-    args, cwd, env = airflow.arguments[killed]
-    airflow.start_component(killed, args, cwd, env)
+    airflow.restart(killed)
 
 
 def test_worker_killed_mid_submit_retry_collects_the_training(production: Production, mapped_run: MappedRun) -> None:
@@ -354,8 +358,7 @@ def test_worker_killed_mid_submit_retry_collects_the_training(production: Produc
     try:
         state = follow_run(airflow, CRASH_DAG, run_id, 240)
     finally:
-        args, cwd, env = airflow.arguments[killed]
-        airflow.start_component(killed, args, cwd, env)
+        airflow.restart(killed)
 
     assert state == "success"
     tries = airflow.tries(CRASH_DAG, run_id, "train")

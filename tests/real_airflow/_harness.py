@@ -197,8 +197,12 @@ class RealAirflow:
     def replace(self, name: str, *, kill: bool) -> tuple[Process, Process]:
         """SIGKILL (or stop) a component and start a new one as it was started; returns (old, new)."""
         old = self.retire(name, kill=kill)
+        return old, self.restart(name)
+
+    def restart(self, name: str) -> Process:
+        """Start a component that was retired (or died) again, with the arguments it was first started with."""
         args, cwd, env = self.arguments[name]
-        return old, self.start_component(name, args, cwd, env)
+        return self.start_component(name, args, cwd, env)
 
     def check_alive(self) -> None:
         """Fail at once, with its output, when a component exited (instead of waiting out a timeout)."""

@@ -14,7 +14,7 @@ import pytest
 
 from tests._processes import start_process
 from tests.production._services import Postgres, _as_postgres_user, _postgres_bin, _start_as
-from tests.production.test_production import EXAMPLE, SYNC_DAG, TRIGGERERS, WORKERS, Production
+from tests.production.test_production import EXAMPLE, SYNC_DAG, WORKERS, Production
 from tests.real_airflow._harness import RunWatch, follow_run, wait_for
 
 pytestmark = [pytest.mark.airflow_production, pytest.mark.slow, pytest.mark.timeout(900)]
@@ -83,11 +83,7 @@ def test_redis_restarted_and_scheduler_killed_while_waits_are_deferred(productio
     run_id = airflow.trigger(EXAMPLE)
     watch = RunWatch()
 
-    def five_deferred(state: str, tasks: dict[str, str | None]) -> bool:
-        rows = production.triggers()
-        return len(rows) == 5 and all(row["triggerer_host"] in TRIGGERERS for row in rows)
-
-    follow_run(airflow, EXAMPLE, run_id, 240, watch, until=five_deferred)
+    production.follow_until_waits_are_deferred(run_id, watch)
     airflow.retire("scheduler", kill=True)
     redis = _restart_redis(production)
     try:
@@ -126,9 +122,7 @@ def test_postgres_killed_and_restarted_while_a_sync_training_polls(production: P
     while time.monotonic() < deadline:
         for name, process in list(airflow.processes.items()):
             if not process.alive():
-                airflow.retire(name, kill=True)
-                args, cwd, env = airflow.arguments[name]
-                airflow.start_component(name, args, cwd, env)
+                airflow.replace(name, kill=True)
                 revived.append(name)
         try:
             state = airflow.run_state(SYNC_DAG, run_id)

@@ -28,11 +28,6 @@ def _created(production: Production) -> int:
     return int(production.counters()["trainings_created"])
 
 
-def _restart(production: Production, name: str) -> None:
-    args, cwd, env = production.airflow.arguments[name]
-    production.airflow.start_component(name, args, cwd, env)
-
-
 def _clear(production: Production, run_id: str, task_ids: list[Any] | None = None) -> None:
     body: dict[str, Any] = {
         "dag_run_id": run_id,
@@ -64,16 +59,12 @@ def test_both_triggerers_killed_then_clears_retrain_exactly_once_per_model(produ
     run_id = airflow.trigger(EXAMPLE)
     watch = RunWatch()
 
-    def five_deferred(state: str, tasks: dict[str, str | None]) -> bool:
-        rows = production.triggers()
-        return len(rows) == 5 and all(row["triggerer_host"] in TRIGGERERS for row in rows)
-
-    follow_run(airflow, EXAMPLE, run_id, 240, watch, until=five_deferred)
+    production.follow_until_waits_are_deferred(run_id, watch)
     for name in TRIGGERERS:
         airflow.retire(name, kill=True)
     time.sleep(5)  # the waits sit with no triggerer alive
     for name in TRIGGERERS:
-        _restart(production, name)
+        production.airflow.restart(name)
     state = follow_run(airflow, EXAMPLE, run_id, 300, watch)
     assert state == "success", watch.seen
     trains = [ti for ti in production.task_instances(EXAMPLE, run_id) if ti["task_id"] == "train"]
@@ -130,7 +121,7 @@ def test_worker_killed_after_the_training_was_created_but_before_the_submit_answ
     try:
         state = follow_run(airflow, dag_id, run_id, 300)
     finally:
-        _restart(production, killed)
+        production.airflow.restart(killed)
     TIMINGS[f"worker killed mid-submit ({model_id})"] = time.monotonic() - started
     print("record when killed:", records)
     assert state == "success"
