@@ -209,3 +209,62 @@ def test_callback_rules() -> None:
         ("callbackClientId", "c"),
         ("callbackClientSecret", "topsecret"),
     ]
+
+
+# --- secrets a request carries (issue 17) -----------------------------------------------------------
+
+
+def test_training_form_marks_the_callback_client_secret_as_secret() -> None:
+    callback = api.CallbackConfig("https://cb.example", "https://id.example", "cb-client", "cb-secret-value")
+    fields = api.training_form_fields("m", "p", ["https://data.example/x"], callback)
+    assert api.secret_values(fields) == {"cb-secret-value"}
+    assert api.secret_values(api.token_form("client", "client-secret-value")) == {"client-secret-value"}
+
+
+def test_secret_values_finds_secret_fields_at_any_depth_of_a_json_body_and_skips_file_parts() -> None:
+    body = {"inputs": [{"query": "q", "auth": {"client_secret": "deep-secret"}}], "client_id": "x"}
+    assert api.secret_values(body) == {"deep-secret"}
+    assert api.secret_values([("dataFiles", ("a.txt", object(), "text/plain")), ("modelId", "m")]) == frozenset()
+    assert api.secret_values(None) == frozenset()
+
+
+SECRET = 's3 cr3t/+&="x\\y'
+
+
+@pytest.mark.parametrize(
+    "shown",
+    [SECRET, "s3%20cr3t%2F%2B%26%3D%22x%5Cy", "s3+cr3t%2F%2B%26%3D%22x%5Cy", 's3 cr3t/+&=\\"x\\\\y', SECRET.upper()],
+    ids=["raw", "quoted", "quote-plus", "json-escaped", "upper-case"],
+)
+def test_redact_hides_a_secret_in_every_form_an_echo_may_quote_it(shown: str) -> None:
+    assert api.redact(f"echo: {shown} end", [SECRET]) == "echo: *** end"
+
+
+def test_without_secrets_copies_an_api_error_with_every_field_and_no_chain() -> None:
+    secret = "callback-secret-1"
+    try:
+        try:
+            raise ValueError(f"library error quoting {secret}")
+        except ValueError:
+            raise SestekApiError(
+                method="POST",
+                endpoint="https://api.example/train",
+                status=400,
+                message=f"bad {secret}",
+                code=secret,
+                details=secret,
+                validation_errors=[(secret, [secret])],
+                retry_after=3.0,
+            ) from None
+    except SestekApiError as exc:
+        error = exc
+    clean = api.without_secrets(error, [secret])
+    assert type(clean) is SestekApiError and clean.status == 400 and clean.retry_after == 3.0
+    assert secret not in repr(clean.args) + repr(vars(clean))
+    assert clean.validation_errors == [("***", ["***"])]
+    assert clean.__context__ is None and clean.__cause__ is None
+
+
+def test_without_secrets_keeps_an_error_that_quotes_none() -> None:
+    error = SestekAuthError("refused", status=401)
+    assert api.without_secrets(error, ["not-there"]) is error

@@ -13,7 +13,14 @@ It is split by concern: :mod:`.urls`, :mod:`.statuses`, :mod:`.validation`, :mod
 
 from __future__ import annotations
 
-from airflow_provider_sestek.api.bodies import CallbackConfig, inference_body, token_form, training_form_fields
+from airflow_provider_sestek.api.bodies import (
+    SECRET_FIELDS,
+    CallbackConfig,
+    inference_body,
+    secret_values,
+    token_form,
+    training_form_fields,
+)
 from airflow_provider_sestek.api.errors import (
     error_from_response,
     is_retryable_status,
@@ -74,6 +81,7 @@ __all__ = [
     "MODEL_ID_PATTERN",
     "MODEL_ID_RULE",
     "PROGRESS_PATH",
+    "SECRET_FIELDS",
     "TOKEN_PATH",
     "TRAINING_SCOPE",
     "TRAIN_PATH",
@@ -102,6 +110,7 @@ __all__ = [
     "redirect_error",
     "refresh_margin",
     "retry_after_seconds",
+    "secret_values",
     "token_form",
     "token_url",
     "too_large_error",

@@ -4,7 +4,7 @@ What the requests carry: the train form fields, the token form, the inference JS
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +12,40 @@ from airflow_provider_sestek.api.validation import chat_history_pairs
 from airflow_provider_sestek.exceptions import (
     SestekValidationError,
 )
+
+#: Fields (of a form or, at any depth, of a JSON body) whose values are secrets. A request carrying one keeps
+#: it out of every text built from its answer, should the server echo the request: add a new secret field
+#: here, beside the builders below, and every request that sends it is covered.
+SECRET_FIELDS = frozenset({"client_secret", "callbackClientSecret"})
+
+
+def secret_values(body: Mapping[str, Any] | Sequence[tuple[str, Any]] | None) -> frozenset[str]:
+    """
+    The values of the :data:`SECRET_FIELDS` a request body carries.
+
+    :param body: form fields as ``(name, value)`` pairs (file parts are skipped), a form or JSON mapping
+        (searched at any depth), or ``None``.
+    """
+    found: set[str] = set()
+    todo: list[Any] = [body]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, Mapping):
+            pairs: Iterable[Any] = item.items()
+        elif isinstance(item, list | tuple):
+            pairs = item
+        else:
+            continue
+        for pair in pairs:
+            if isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[0], str):
+                name, value = pair
+                if name in SECRET_FIELDS and isinstance(value, str) and value:
+                    found.add(value)
+                    continue
+                todo.append(value)
+            else:
+                todo.append(pair)
+    return frozenset(found)
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,14 @@ import math
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, quote_plus, urljoin
 
 from airflow_provider_sestek.api.urls import INFERENCE_SCOPE, TOKEN_PATH, TRAINING_SCOPE, origin
 from airflow_provider_sestek.exceptions import (
     SestekApiError,
     SestekAuthError,
+    SestekError,
     SestekModelNotPublished,
     SestekTrainingInProgress,
 )
@@ -67,50 +68,70 @@ def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) ->
 
 def redact(text: str, secrets: Iterable[str]) -> str:
     """
-    ``text`` with every secret replaced by ``***``, as it is and in its URL-encoded forms (a server that
-    echoes the rejected form body or request headers in its error page must not put them in our messages).
+    ``text`` with every secret replaced by ``***``, as it is, in its URL-encoded forms and as a JSON or
+    Python string literal escapes it, in any case (a server that echoes the rejected form body or request
+    headers in its error page must not put them in our messages).
 
     :param text: the text.
     :param secrets: the secrets (client secrets, the bearer token sent).
     """
-    for secret in secrets:
-        if len(secret) < 4:
-            continue
-        for form in {secret, quote(secret, safe=""), quote_plus(secret)}:
-            text = text.replace(form, "***")
-    return text
+    forms = {
+        form
+        for secret in secrets
+        if len(secret) >= 4
+        for form in (secret, quote(secret, safe=""), quote_plus(secret), json.dumps(secret)[1:-1], repr(secret)[1:-1])
+    }
+    if not forms:
+        return text
+    # Longest first, so a form inside a longer one leaves none of it; in any case, since a host name a
+    # message names (a redirect's origin) is lowercased.
+    pattern = "|".join(re.escape(form) for form in sorted(forms, key=len, reverse=True))
+    return re.sub(pattern, "***", text, flags=re.IGNORECASE)
 
 
-def without_secrets(exc: Exception, secrets: Sequence[str]) -> Exception:
+E = TypeVar("E", bound=BaseException)
+
+
+def without_secrets(exc: E, secrets: Iterable[str]) -> E:
     """
-    ``exc``, or a copy of it whose texts quote none of ``secrets`` (see :func:`redact`).
+    ``exc``, or a copy of it whose texts (its message, ``args`` and every attribute) quote none of
+    ``secrets`` (see :func:`redact`) and which has no exception chain: what it was raised from (a library's
+    error quoting the odd bytes it received, a JSON error holding the whole document) is never reachable.
+
+    Written for any exception class: the copy is made without calling ``__init__``, so a new error type
+    needs nothing here.
 
     :param exc: an error built from a server's answer.
     :param secrets: the secrets.
     """
-    text = str(exc)
-    if redact(text, secrets) == text:
+    secrets = [s for s in secrets if len(s) >= 4]
+    attributes = vars(exc)
+    clean_args = _redacted(exc.args, secrets)
+    clean_attributes = {name: _redacted(value, secrets) for name, value in attributes.items()}
+    chained = exc.__cause__ is not None or exc.__context__ is not None
+    if clean_args == exc.args and clean_attributes == attributes and not chained:
         return exc
-    if isinstance(exc, SestekApiError):
-        clean = type(exc)(
-            method=exc.method,
-            endpoint=exc.endpoint,
-            status=exc.status,
-            message=redact(exc.message, secrets),
-            code=redact(exc.code, secrets) if exc.code else None,
-            details=redact(exc.details, secrets) if exc.details else None,
-            validation_errors=[(redact(m, secrets), members) for m, members in exc.validation_errors],
-            retry_after=exc.retry_after,
-        )
-        return clean
-    if isinstance(exc, SestekAuthError):
-        return SestekAuthError(redact(text, secrets), status=exc.status)
-    return exc
+    clean = type(exc).__new__(type(exc))
+    clean.args = clean_args
+    vars(clean).update(clean_attributes)
+    return clean
+
+
+def _redacted(value: Any, secrets: Sequence[str]) -> Any:
+    """``value`` with :func:`redact` applied to every string in it (in lists, tuples and dicts too)."""
+    if isinstance(value, str):
+        return redact(value, secrets)
+    if isinstance(value, list | tuple):
+        items = [_redacted(item, secrets) for item in value]
+        return items if isinstance(value, list) else tuple(items)
+    if isinstance(value, dict):
+        return {_redacted(k, secrets): _redacted(v, secrets) for k, v in value.items()}
+    return value
 
 
 def error_from_response(
     method: str, endpoint: str, status: int, headers: Mapping[str, str], body: bytes, *, inference: bool = False
-) -> Exception:
+) -> SestekError:
     """
     Map an error response to the right exception (never raises; returns it).
 

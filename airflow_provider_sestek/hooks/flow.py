@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 from airflow_provider_sestek import api
-from airflow_provider_sestek.exceptions import SestekApiError, SestekAuthError, SestekError, SestekTransportError
+from airflow_provider_sestek.exceptions import SestekError, SestekTransportError
 from airflow_provider_sestek.hooks.config import MAX_RESPONSE_BYTES, ClientKind, SestekConnectionConfig
 from airflow_provider_sestek.hooks.retry import Retries, RetryPolicy
 from airflow_provider_sestek.hooks.tokens import TOKEN_CACHE, TokenCache, TokenKey
@@ -28,10 +28,14 @@ T = TypeVar("T")
 
 
 class UploadBody(Protocol):
-    """A request body streamed from files (the training upload): what requests needs to send it."""
+    """
+    A request body streamed from files (the training upload): what requests needs to send it, and the
+    secret values its fields carry (see :func:`airflow_provider_sestek.api.secret_values`).
+    """
 
     len: int
     content_type: str
+    secrets: frozenset[str]
 
     def read(self, size: int = -1) -> bytes: ...
 
@@ -52,6 +56,8 @@ class Request:
         being sent the limit is on stalls (``connect_timeout`` per write).
     :param connect_timeout: seconds to connect.
     :param limit: most response bytes read; more is reported in :attr:`Reply.too_large`.
+    :param secrets: every secret value the request carries (its bearer token, the client secret of a token
+        form, the callback client secret of a training form): no text built from its answer quotes them.
     """
 
     method: str
@@ -61,6 +67,7 @@ class Request:
     timeout: float
     connect_timeout: float
     limit: int
+    secrets: frozenset[str] = field(default=frozenset(), repr=False)
 
     @property
     def is_upload(self) -> bool:
@@ -177,6 +184,9 @@ class CallFlow:
         self.max_response_bytes = max_response_bytes
         self.cache = cache
         self._headers = {"User-Agent": user_agent, "Accept": "application/json"}
+        # Kept out of every error too, whichever request it came from: a gateway may echo what an
+        # earlier request of the connection sent.
+        self._connection_secrets = frozenset(s for s in (config.client_secret, config.inference_client_secret) if s)
 
     def call(self, call: Call[T], stop_at: float | None = None) -> Flow[T]:
         """
@@ -191,16 +201,15 @@ class CallFlow:
             token = yield from self.token(call.kind, stop_at)
             try:
                 _not_past(stop_at, call.url)
-                reply = yield Send(self._request(call, token))
+                request = self._request(call, token)
+                reply = yield from self._send(request)
                 if reply.status == 401 and not refreshed:
                     # Revoked or expired early: one fresh token, then a 401 stands.
                     self.log.info("Sestek %s answered 401; refreshing the %s token once", call.endpoint, call.kind)
                     self.cache.invalidate(self.config.token_key(call.kind), token)
                     refreshed = True
                     continue
-                return self.outcome(
-                    call.method, call.url, reply, call.parse, inference=call.kind == "inference", token=token
-                )
+                return self.outcome(request, reply, call.parse, inference=call.kind == "inference")
             except SestekError as exc:
                 retries = retries or self.policy.start(call.endpoint, call.idempotent, self.log, stop_at)
                 yield Sleep(retries.after(exc))
@@ -241,14 +250,23 @@ class CallFlow:
         cfg = self.config
         client_id, secret = cfg.credentials(kind)
         url = cfg.token_url
-        form = urllib.parse.urlencode(api.token_form(client_id, secret)).encode()
+        fields = api.token_form(client_id, secret)
+        form = urllib.parse.urlencode(fields).encode()
         headers = {**self._headers, "Content-Type": "application/x-www-form-urlencoded"}
+        request = Request(
+            "POST",
+            url,
+            headers,
+            form,
+            cfg.timeout,
+            cfg.connect_timeout,
+            self.max_response_bytes,
+            secrets=api.secret_values(fields),
+        )
         # The expiry counts from when the request was sent: the server issued the token after that.
         sent = time.time()
-        reply = yield Send(
-            Request("POST", url, headers, form, cfg.timeout, cfg.connect_timeout, self.max_response_bytes)
-        )
-        token = self.outcome("POST", url, reply, lambda status, body: api.parse_token(status, body, url, now=sent))
+        reply = yield from self._send(request)
+        token = self.outcome(request, reply, lambda status, body: api.parse_token(status, body, url, now=sent))
         yield Mask(token.access_token)
         self.cache.put(key, token)
         self.log.info("Obtained a Sestek %s token (scope %s) for client %s", kind, token.scope, client_id)
@@ -257,51 +275,71 @@ class CallFlow:
     def _request(self, call: Call[Any], token: str) -> Request:
         headers = {**self._headers, "Authorization": f"Bearer {token}"}
         body: bytes | UploadBody | None = None
+        secrets = {token}
         if call.upload is not None:
             body = call.upload()
             headers["Content-Type"] = body.content_type
+            secrets |= body.secrets
         elif call.json_body is not None:
             body = json.dumps(call.json_body).encode()
             headers["Content-Type"] = "application/json"
+            secrets |= api.secret_values(call.json_body)
         cfg = self.config
-        return Request(call.method, call.url, headers, body, cfg.timeout, cfg.connect_timeout, self.max_response_bytes)
+        return Request(
+            call.method,
+            call.url,
+            headers,
+            body,
+            cfg.timeout,
+            cfg.connect_timeout,
+            self.max_response_bytes,
+            secrets=frozenset(secrets),
+        )
+
+    def _send(self, request: Request) -> Flow[Reply]:
+        """
+        Send a request; a transport error (whose text may quote the odd bytes a server answered) quotes
+        none of the request's secrets.
+        """
+        try:
+            reply: Reply = yield Send(request)
+        except SestekError as exc:
+            error = exc
+        else:
+            return reply
+        # Raised outside the handler, so the unredacted error is not kept as the new one's __context__.
+        raise self._without_secrets(error, request)
+
+    def _without_secrets(self, exc: SestekError, request: Request) -> SestekError:
+        return api.without_secrets(exc, request.secrets | self._connection_secrets)
 
     def outcome(
-        self,
-        method: str,
-        url: str,
-        reply: Reply,
-        parse: Callable[[int, bytes], T],
-        *,
-        inference: bool = False,
-        token: str | None = None,
+        self, request: Request, reply: Reply, parse: Callable[[int, bytes], T], *, inference: bool = False
     ) -> T:
         """
-        The result of an answer, or the error it means (quoting none of the connection's secrets nor the
-        token sent, should the server echo them).
+        The result of an answer, or the error it means. Whatever kind of error it is, it quotes none of the
+        secrets the request carried (:attr:`Request.secrets`) nor the connection's, should the server echo
+        them.
 
-        :param method: HTTP method of the request.
-        :param url: its URL.
+        :param request: the request answered.
         :param reply: the answer.
         :param parse: turns a 2xx into the result.
         :param inference: the call was an inference call (404/503 mean "not published").
-        :param token: the bearer token the request carried.
         """
-        status = reply.status
-        if reply.too_large:
-            raise api.too_large_error(method, url, status, self.max_response_bytes)
-        if 300 <= status < 400:
-            raise api.redirect_error(method, url, status, reply.headers.get("Location"))
+        method, url, status = request.method, request.url, reply.status
         try:
-            if 200 <= status < 300:
+            if reply.too_large:
+                error: SestekError = api.too_large_error(method, url, status, self.max_response_bytes)
+            elif 300 <= status < 400:
+                error = api.redirect_error(method, url, status, reply.headers.get("Location"))
+            elif 200 <= status < 300:
                 return parse(status, reply.body)
-            raise api.error_from_response(method, url, status, reply.headers, reply.body, inference=inference)
-        except (SestekApiError, SestekAuthError) as exc:
-            secrets = [s for s in (self.config.client_secret, self.config.inference_client_secret, token) if s]
-            clean = api.without_secrets(exc, secrets)
-            if clean is exc:
-                raise
-            raise clean from None
+            else:
+                error = api.error_from_response(method, url, status, reply.headers, reply.body, inference=inference)
+        except SestekError as exc:
+            error = exc
+        # Raised outside the handler, so the unredacted error is not kept as the new one's __context__.
+        raise self._without_secrets(error, request)
 
 
 def _not_past(stop_at: float | None, url: str) -> None:

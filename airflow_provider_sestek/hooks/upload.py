@@ -251,6 +251,8 @@ class MultipartBody:
 
         self.boundary = boundary or uuid.uuid4().hex
         self.content_type = f"multipart/form-data; boundary={self.boundary}"
+        #: The secret values of the fields (the callback client secret): kept out of errors about the answer.
+        self.secrets = api.secret_values(fields)
         delimiter = f"--{self.boundary}\r\n".encode()
         #: The body as a list of byte strings and file sources, in order.
         self._segments: list[bytes | Source] = []
