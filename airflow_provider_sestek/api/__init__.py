@@ -20,6 +20,7 @@ from airflow_provider_sestek.api.bodies import (
     secret_values,
     token_form,
     training_form_fields,
+    validate_callback,
 )
 from airflow_provider_sestek.api.errors import (
     error_from_response,
@@ -35,7 +36,6 @@ from airflow_provider_sestek.api.responses import (
     check_inference_results,
     parse_experiment,
     parse_inference,
-    parse_progress,
     parse_progress_response,
     parse_token,
 )
@@ -44,6 +44,7 @@ from airflow_provider_sestek.api.statuses import (
     Token,
     TrainingProgress,
     TrainingStatus,
+    parse_progress,
     refresh_margin,
 )
 from airflow_provider_sestek.api.urls import (
@@ -67,7 +68,6 @@ from airflow_provider_sestek.api.validation import (
     MODEL_ID_RULE,
     as_list,
     chat_history_pairs,
-    validate_callback,
     validate_http_url,
     validate_model_id,
     validate_project_name,

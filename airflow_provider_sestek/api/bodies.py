@@ -8,10 +8,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_provider_sestek.api.validation import chat_history_pairs
-from airflow_provider_sestek.exceptions import (
-    SestekValidationError,
-)
+from airflow_provider_sestek.api.validation import chat_history_pairs, validate_http_url
+from airflow_provider_sestek.exceptions import SestekValidationError
 
 #: Fields (of a form or, at any depth, of a JSON body) whose values are secrets. A request carrying one keeps
 #: it out of every text built from its answer, should the server echo the request: add a new secret field
@@ -63,6 +61,27 @@ class CallbackConfig:
     identity_address: str | None = None
     client_id: str | None = None
     client_secret: str | None = field(default=None, repr=False)
+
+
+def validate_callback(callback: CallbackConfig | None) -> None:
+    """
+    Check the callback URLs; credentials must come in pairs.
+
+    :param callback: the callback settings or ``None``.
+    """
+    if callback is None:
+        return
+    validate_http_url(callback.address, "callback_address")
+    if callback.identity_address is not None:
+        validate_http_url(callback.identity_address, "callback_identity_address")
+    if bool(callback.client_id) != bool(callback.client_secret):
+        raise SestekValidationError(
+            "callback_client_id", callback.client_id, "callback client id and secret must be given together"
+        )
+    if callback.client_id and not callback.identity_address:
+        raise SestekValidationError(
+            "callback_identity_address", None, "is required when callback client credentials are given"
+        )
 
 
 def training_form_fields(

@@ -8,15 +8,12 @@ import json
 import math
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from airflow_provider_sestek.api.errors import _snippet
-from airflow_provider_sestek.api.statuses import InferenceStatus, Token, TrainingProgress, TrainingStatus
-from airflow_provider_sestek.exceptions import (
-    SestekApiError,
-    SestekAuthError,
-)
+from airflow_provider_sestek.api.statuses import Token, TrainingProgress, parse_progress
+from airflow_provider_sestek.exceptions import SestekApiError, SestekAuthError
 
 #: What an access token may contain to be sent in an ``Authorization: Bearer`` header: visible ASCII
 #: (RFC 6750's b64token is stricter; real servers send JWTs and opaque tokens within this).
@@ -100,31 +97,6 @@ def parse_experiment(status: int, body: bytes, endpoint: str) -> dict[str, Any]:
     :param endpoint: URL, for messages.
     """
     return _expect_object("POST", endpoint, status, _decode_json("POST", endpoint, status, body), "experiment")
-
-
-def _as_percent(value: Any) -> int:
-    try:
-        number = float(value)
-    except (TypeError, ValueError, OverflowError):
-        return 0
-    return max(0, min(100, int(number))) if math.isfinite(number) else 0
-
-
-def parse_progress(data: Mapping[str, Any]) -> TrainingProgress:
-    """
-    Parse a progress object; tolerant of case and of unknown values.
-
-    :param data: the decoded JSON object.
-    """
-    raw_training = data.get("trainingStatus")
-    raw_inference = data.get("inferenceStatus")
-    return TrainingProgress(
-        percent=_as_percent(data.get("percent")),
-        training_status=TrainingStatus.parse(raw_training),
-        inference_status=InferenceStatus.parse(raw_inference),
-        raw_training_status=str(raw_training) if raw_training is not None else "",
-        raw_inference_status=str(raw_inference) if raw_inference not in (None, "") else None,
-    )
 
 
 def parse_progress_response(status: int, body: bytes, endpoint: str) -> TrainingProgress:

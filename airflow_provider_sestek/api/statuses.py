@@ -1,10 +1,12 @@
 """
 What a training reports: its statuses (compared case-insensitively, unknown ones count as running),
-its progress, and an access token with its expiry.
+its progress (and how a progress object is read, which the trigger events need too), and an access token
+with its expiry.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -131,8 +133,6 @@ class TrainingProgress:
 
         :param data: the dict.
         """
-        from airflow_provider_sestek.api.responses import parse_progress
-
         return parse_progress(
             {
                 "percent": data.get("percent"),
@@ -140,6 +140,31 @@ class TrainingProgress:
                 "inferenceStatus": data.get("inference_status"),
             }
         )
+
+
+def _as_percent(value: Any) -> int:
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return 0
+    return max(0, min(100, int(number))) if math.isfinite(number) else 0
+
+
+def parse_progress(data: Mapping[str, Any]) -> TrainingProgress:
+    """
+    Parse a progress object; tolerant of case and of unknown values.
+
+    :param data: the decoded JSON object.
+    """
+    raw_training = data.get("trainingStatus")
+    raw_inference = data.get("inferenceStatus")
+    return TrainingProgress(
+        percent=_as_percent(data.get("percent")),
+        training_status=TrainingStatus.parse(raw_training),
+        inference_status=InferenceStatus.parse(raw_inference),
+        raw_training_status=str(raw_training) if raw_training is not None else "",
+        raw_inference_status=str(raw_inference) if raw_inference not in (None, "") else None,
+    )
 
 
 @dataclass(frozen=True)

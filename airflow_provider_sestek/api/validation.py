@@ -1,6 +1,7 @@
 """
-The documented rules for what a user passes in: model id, URLs, project name, callback, lists,
-chat history. Each broken rule is a :class:`SestekValidationError` naming the field, before any request.
+The documented rules for what a user passes in: model id, URLs, project name, lists, chat history (the
+callback's rule is :func:`~airflow_provider_sestek.api.bodies.validate_callback`, beside its class).
+Each broken rule is a :class:`SestekValidationError` naming the field, before any request.
 """
 
 from __future__ import annotations
@@ -9,15 +10,10 @@ import json
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from airflow_provider_sestek.api.urls import _split, redact_url
-
-if TYPE_CHECKING:
-    from airflow_provider_sestek.api.bodies import CallbackConfig
-from airflow_provider_sestek.exceptions import (
-    SestekValidationError,
-)
+from airflow_provider_sestek.exceptions import SestekValidationError
 
 MODEL_ID_MAX_LENGTH = 63
 MODEL_ID_PATTERN = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
@@ -68,27 +64,6 @@ def validate_project_name(project_name: object) -> str:
     if not isinstance(project_name, str) or not project_name.strip():
         raise SestekValidationError("project_name", project_name, "must be a non-empty string")
     return project_name
-
-
-def validate_callback(callback: CallbackConfig | None) -> None:
-    """
-    Check the callback URLs; credentials must come in pairs.
-
-    :param callback: the callback settings or ``None``.
-    """
-    if callback is None:
-        return
-    validate_http_url(callback.address, "callback_address")
-    if callback.identity_address is not None:
-        validate_http_url(callback.identity_address, "callback_identity_address")
-    if bool(callback.client_id) != bool(callback.client_secret):
-        raise SestekValidationError(
-            "callback_client_id", callback.client_id, "callback client id and secret must be given together"
-        )
-    if callback.client_id and not callback.identity_address:
-        raise SestekValidationError(
-            "callback_identity_address", None, "is required when callback client credentials are given"
-        )
 
 
 def as_list(value: Any, field_name: str = "value") -> list[Any]:

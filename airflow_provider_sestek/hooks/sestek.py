@@ -33,24 +33,8 @@ if TYPE_CHECKING:
     from airflow_provider_sestek.hooks.transport_sync import SyncTransport
     from airflow_provider_sestek.hooks.upload import TrainingRequest
 
-# The call flow, the transports and the upload are imported when first used: a DAG file that only builds
-# an operator (every parse of every DAG) needs none of them.
-_LAZY = {
-    "MAX_RETRY_AFTER": "airflow_provider_sestek.hooks.retry",
-    "ASYNC_CLIENTS": "airflow_provider_sestek.hooks.transport_async",
-    "UPLOAD_BLOCK_SIZE": "airflow_provider_sestek.hooks.upload",
-    "MultipartBody": "airflow_provider_sestek.hooks.upload",
-    "TrainingRequest": "airflow_provider_sestek.hooks.upload",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
+# The call flow, the transports and the upload are imported where first used (in the methods below): a
+# DAG file that only builds an operator (every parse of every DAG) needs none of them.
 
 T = TypeVar("T")
 
@@ -422,8 +406,6 @@ class SestekHook(BaseHook):
 USER_AGENT = f"airflow-provider-sestek/{__version__}"
 
 
-# Also importable from here, loaded on first use: MAX_RETRY_AFTER, ASYNC_CLIENTS, UPLOAD_BLOCK_SIZE,
-# MultipartBody, TrainingRequest.
 __all__ = [
     "MAX_RESPONSE_BYTES",
     "TOKEN_CACHE",

@@ -486,7 +486,7 @@ def test_multipart_body_matches_requests_toolbelt(tmp_path: Path) -> None:
     """Our streaming body is byte for byte what requests-toolbelt's MultipartEncoder sends (the reference)."""
     from requests_toolbelt import MultipartEncoder
 
-    from airflow_provider_sestek.hooks.sestek import UPLOAD_BLOCK_SIZE, MultipartBody
+    from airflow_provider_sestek.hooks.upload import UPLOAD_BLOCK_SIZE, MultipartBody
 
     big = tmp_path / "big.bin"
     big.write_bytes(bytes(range(256)) * (UPLOAD_BLOCK_SIZE // 100))
