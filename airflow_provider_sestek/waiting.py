@@ -1,17 +1,25 @@
 """
-The waiting rules shared by the sync operator, the sensor and the deferrable trigger (no I/O).
+The one rule of every wait on a Sestek training (no I/O).
 
-One :class:`ProgressWatcher` decides, from each poll result or error, whether to go on, succeed,
-fail, give up or time out; the three waiters only differ in how they poll and sleep. Keeping the
-rules here means a poke, a sync wait and a trigger can never disagree about what "done" means.
+Four waiters poll a training's progress: the sync operator (``time.sleep``), the deferrable trigger
+(``asyncio.sleep``), the sensor (one poll per poke or reschedule) and the publication watcher
+(``AssetWatcher``, one rule per model). Each only carries out what :meth:`ProgressWatcher.step` answers for
+the last poll's progress or error: "poll again after N s", ``success``, ``failed``, ``timeout``, ``error``
+or "publication seen". The exception policy (:func:`observe` / :func:`aobserve`: any ``Exception`` is an
+observation, cancellation is not), the 404 policy (:func:`is_transient`: a 404 is a failed poll, never a
+status) and the building of the rule (:class:`WaitSpec`) are written here once, so the waiters cannot
+drift apart about what "done" or "failed" means.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Literal
 
 from airflow_provider_sestek.api import TrainingProgress, TrainingStatus
@@ -21,6 +29,7 @@ from airflow_provider_sestek.exceptions import (
     SestekTimeout,
     SestekTrainingFailed,
     SestekTransportError,
+    SestekValidationError,
 )
 
 EventStatus = Literal["success", "failed", "timeout", "error"]
@@ -28,43 +37,83 @@ EVENT_STATUSES: tuple[EventStatus, ...] = ("success", "failed", "timeout", "erro
 
 #: Consecutive failed polls tolerated before a waiter gives up (each poll already retries inside the hook).
 DEFAULT_MAX_CONSECUTIVE_FAILURES = 10
+#: The longest duration (``timeout``) accepted: ten years.
+MAX_DURATION = 3650 * 86400.0
+#: The longest ``poll_interval`` accepted: one day.
+MAX_POLL_INTERVAL = 86400.0
+#: The longest text taken from a server into an event, XCom or log line.
+MAX_TEXT = 500
 
 log = logging.getLogger(__name__)
 
+#: What one poll produced: the progress, or the exception the poll raised.
+Observation = TrainingProgress | BaseException
 
-@dataclass(frozen=True)
-class WaitOutcome:
+
+# --- the arguments of a wait ---------------------------------------------------------------------------------
+
+
+def _within(value: Any, *, zero_allowed: bool, most: float) -> bool:
     """
-    How a wait ended.
-
-    :param status: one of ``success``, ``failed``, ``timeout``, ``error``.
-    :param message: human text for logs and exceptions.
-    :param progress: the last progress seen, if any.
+    ``value`` is a real number of seconds (not a bool) in range. NaN passes ``< 0``, and infinity or a huge
+    number overflows the deferral's timedelta after the submit: both are refused here, before any request.
     """
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return False
+    return (0 <= value if zero_allowed else 0 < value) and value <= most
 
-    status: EventStatus
-    message: str
-    progress: TrainingProgress | None
 
-    def to_event(self, model_id: str) -> dict[str, Any]:
-        """
-        The trigger event payload: everything ``execute_complete`` needs (``dag.test()`` drops defer kwargs).
+def seconds(value: float | timedelta | None, field: str) -> float | None:
+    """
+    A duration in seconds, or ``None``.
 
-        :param model_id: the model waited for.
-        """
-        return {
-            "status": self.status,
-            "model_id": model_id,
-            "message": self.message,
-            "progress": self.progress.to_dict() if self.progress else None,
-        }
+    :param value: seconds or a timedelta.
+    :param field: the parameter name, for the error.
+    """
+    if value is None:
+        return None
+    number = value.total_seconds() if isinstance(value, timedelta) else value
+    if not _within(number, zero_allowed=True, most=MAX_DURATION):
+        raise SestekValidationError(
+            field,
+            value,
+            f"must be a non-negative number of seconds or a timedelta, at most {MAX_DURATION:g} (ten years)",
+        )
+    return float(number)
+
+
+def check_poll_interval(value: Any, field: str = "poll_interval") -> float:
+    """
+    :param value: the ``poll_interval`` argument.
+    :param field: the parameter name, for the error.
+    :return: it as a float.
+    """
+    if not _within(value, zero_allowed=False, most=MAX_POLL_INTERVAL):
+        raise SestekValidationError(
+            field, value, f"must be a positive number of seconds, at most {MAX_POLL_INTERVAL:g} (one day)"
+        )
+    return float(value)
+
+
+def check_failures(value: Any, field: str = "max_consecutive_failures") -> int:
+    """
+    :param value: the ``max_consecutive_failures`` argument.
+    :param field: the parameter name, for the error.
+    :return: it, at least 1.
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SestekValidationError(field, value, "must be a whole number")
+    return max(1, value)
+
+
+# --- the exception and 404 policy -----------------------------------------------------------------------------
 
 
 def is_transient(exc: BaseException) -> bool:
     """
     Whether a failed poll is worth another one: network trouble, throttling, 5xx, an unreadable answer,
-    or a 404 (a training just submitted may not be visible yet). Auth, config and validation errors and
-    other 4xx are not.
+    or a 404 (a training just submitted may not be visible yet; a gateway restarting answers 404 too). Auth,
+    config and validation errors, other 4xx and any non-Sestek exception are not.
 
     :param exc: what the poll raised.
     """
@@ -75,16 +124,142 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
-class ProgressWatcher:
+def observe(poll: Callable[[], TrainingProgress]) -> Observation:
     """
-    Decide the fate of a wait from successive polls.
+    Run one sync poll: its progress, or the ``Exception`` it raised (``KeyboardInterrupt`` and the like go on).
+
+    :param poll: the poll.
+    """
+    try:
+        return poll()
+    except Exception as exc:
+        return exc
+
+
+async def aobserve(poll: Awaitable[TrainingProgress]) -> Observation:
+    """
+    Await one async poll: its progress, or the ``Exception`` it raised. ``CancelledError`` (a triggerer
+    shutdown, a user's clear) is not an ``Exception`` and goes on: the remote training has nothing to undo.
+
+    :param poll: the poll.
+    """
+    try:
+        return await poll
+    except Exception as exc:
+        return exc
+
+
+def short(text: Any, limit: int = MAX_TEXT) -> str:
+    """``text`` as a string of at most ``limit`` characters (a server's words are not stored unbounded)."""
+    value = str(text)
+    return value if len(value) <= limit else value[: limit - 3] + "..."
+
+
+# --- outcomes and decisions ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WaitOutcome:
+    """
+    How a wait ended.
+
+    :param status: one of ``success``, ``failed``, ``timeout``, ``error``.
+    :param message: human text for logs and exceptions.
+    :param progress: the last progress seen, if any.
+    :param restarted: the model's training went from ``Completed`` back to running during the wait: the result
+        may be of a later training of the same model id (started elsewhere), not of the one waited for.
+    """
+
+    status: EventStatus
+    message: str
+    progress: TrainingProgress | None
+    restarted: bool = False
+
+    def to_event(self, model_id: str) -> dict[str, Any]:
+        """
+        The trigger event payload: everything ``execute_complete`` needs (``dag.test()`` drops defer kwargs).
+
+        :param model_id: the model waited for.
+        """
+        return {
+            "status": self.status,
+            "model_id": model_id,
+            "message": short(self.message),
+            "progress": self.progress.to_dict() if self.progress else None,
+            "restarted": self.restarted,
+        }
+
+
+@dataclass(frozen=True)
+class Decision:
+    """
+    What a waiter does after one poll.
+
+    :param delay: seconds to sleep before the next poll (when the wait goes on).
+    :param outcome: set when the wait is over.
+    :param publication: watch mode only: the number of the publication just seen (fire one event).
+    """
+
+    delay: float
+    outcome: WaitOutcome | None = None
+    publication: int | None = None
+
+
+@dataclass(frozen=True)
+class WaitSpec:
+    """
+    The parameters of a wait: the one place a waiter's rule is built from (the trigger's kwargs too).
 
     :param model_id: the model waited for.
     :param wait_for_inference: after ``Completed`` also wait until the inference endpoint is Running.
     :param poll_interval: seconds between polls.
     :param end_time: absolute wall-clock deadline (epoch seconds) or ``None``.
     :param max_consecutive_failures: transient failures in a row tolerated before giving up.
+    """
+
+    model_id: str
+    wait_for_inference: bool = True
+    poll_interval: float = 30.0
+    end_time: float | None = None
+    max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES
+
+    def watcher(self, logger: logging.Logger | Any = None, known: TrainingProgress | None = None) -> ProgressWatcher:
+        """
+        The rule of this wait.
+
+        :param logger: where status changes are logged.
+        :param known: the status already known (e.g. what the submit answered), should no poll fit in.
+        """
+        rule = ProgressWatcher(
+            self.model_id,
+            wait_for_inference=self.wait_for_inference,
+            poll_interval=self.poll_interval,
+            end_time=self.end_time,
+            max_consecutive_failures=self.max_consecutive_failures,
+            logger=logger,
+        )
+        rule.last = known
+        return rule
+
+
+class ProgressWatcher:
+    """
+    The rule of one wait: :meth:`step` decides from each poll's progress or error.
+
+    In *watch* mode (the publication watcher) the wait never ends: errors are logged and polled again, and
+    :meth:`step` reports a publication when a real answer (a training status) that is not "published" is
+    followed by one that is. A 404 or any other failed poll is no observation: it changes nothing.
+
+    :param model_id: the model waited for.
+    :param wait_for_inference: after ``Completed`` also wait until the inference endpoint is Running.
+    :param poll_interval: seconds between polls.
+    :param end_time: absolute wall-clock deadline (epoch seconds) or ``None``.
+    :param max_consecutive_failures: transient failures in a row tolerated before giving up (watch mode: before
+        they are logged as errors).
     :param logger: where status changes are logged.
+    :param watch: watch mode, for the publication watcher.
+    :param mark: watch mode: what was seen of the model before, ``{"published": bool, "publications": int}``.
+    :param fire_on_start: watch mode: a model already published when first seen counts as a publication.
     """
 
     def __init__(
@@ -96,6 +271,9 @@ class ProgressWatcher:
         end_time: float | None,
         max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,
         logger: logging.Logger | Any = None,
+        watch: bool = False,
+        mark: Mapping[str, Any] | None = None,
+        fire_on_start: bool = False,
     ) -> None:
         self.model_id = model_id
         self.wait_for_inference = wait_for_inference
@@ -106,6 +284,70 @@ class ProgressWatcher:
         self.last: TrainingProgress | None = None
         self.failures = 0
         self.started = time.time()
+        #: A ``Completed`` was seen, then a running status: the training now running is not the one waited for.
+        self.restarted = False
+        self._completed_seen = False
+        self.watch = watch
+        self.fire_on_start = fire_on_start
+        self.mark: dict[str, Any] | None = dict(mark) if mark is not None else None
+
+    # --- the decision ----------------------------------------------------------------------------------------
+
+    def step(self, observation: Observation, now: float | None = None) -> Decision:
+        """
+        The one decision after a poll: what the waiter does next.
+
+        :param observation: the poll's progress, or the exception it raised.
+        :param now: current wall-clock time (injected by tests).
+        """
+        now = time.time() if now is None else now
+        if self.watch:
+            return self._watch_step(observation, now)
+        if isinstance(observation, TrainingProgress):
+            outcome = self.on_progress(observation)
+        else:
+            outcome = self.on_error(observation)
+        outcome = outcome or self.check_deadline(now)
+        return Decision(0.0 if outcome else self.sleep_seconds(now), outcome)
+
+    def _watch_step(self, observation: Observation, now: float) -> Decision:
+        delay = self.poll_interval * random.uniform(0.9, 1.1)
+        if not isinstance(observation, TrainingProgress):
+            self._watch_failed(observation)
+            return Decision(delay)
+        self.failures = 0
+        if self.last is None or observation.describe() != self.last.describe():
+            self.log.info("%s: %s", self.model_id, observation.describe())
+        self.last = observation
+        published = observation.is_published
+        if self.mark is None:
+            # First real sight: the starting point, a publication only if the user asked for it.
+            fire = published and self.fire_on_start
+            self.mark = {"published": published, "publications": 0}
+        else:
+            fire = published and not self.mark["published"]
+            self.mark["published"] = published
+        if not fire:
+            return Decision(delay)
+        self.mark["publications"] += 1
+        return Decision(delay, publication=int(self.mark["publications"]))
+
+    def _watch_failed(self, exc: BaseException) -> None:
+        self.failures += 1
+        if isinstance(exc, SestekApiError) and exc.status == 404:
+            # A model never trained answers 404 at every poll: said once per run of them, never an error.
+            if self.failures == 1:
+                self.log.info("Watching Sestek model %s: not known to the server (404), polling on", self.model_id)
+        elif not is_transient(exc):
+            self.log.error(
+                "Watching Sestek model %s: %s (polling again in %ss)", self.model_id, exc, self.poll_interval
+            )
+        elif self.failures >= self.max_consecutive_failures:
+            self.log.error("Watching Sestek model %s: %d failed polls in a row: %s", self.model_id, self.failures, exc)
+        else:
+            self.log.warning("Watching Sestek model %s: poll failed, will retry: %s", self.model_id, exc)
+
+    # --- the parts of the decision (pure; ``step`` is what waiters call) -------------------------------------
 
     def on_progress(self, progress: TrainingProgress) -> WaitOutcome | None:
         """
@@ -120,14 +362,26 @@ class ProgressWatcher:
                 self.log.warning(
                     "%s: unknown training status %r, treated as still running",
                     self.model_id,
-                    progress.raw_training_status,
+                    short(progress.raw_training_status, 100),
                 )
+        if progress.training_status is TrainingStatus.COMPLETED:
+            self._completed_seen = True
+        elif self._completed_seen and progress.is_active and not self.restarted:
+            self.restarted = True
+            self.log.warning(
+                "%s: the training had completed and the model is now %s: a new training of this model id was "
+                "started (another pipeline or the Sestek UI); the wait follows it, and its result is not "
+                "claimed as the training waited for",
+                self.model_id,
+                progress.describe(),
+            )
         self.last = progress
         if progress.training_status is TrainingStatus.FAILED:
-            return WaitOutcome("failed", str(SestekTrainingFailed(self.model_id, "Failed", progress.percent)), progress)
+            failed = SestekTrainingFailed(self.model_id, "Failed", progress.percent)
+            return WaitOutcome("failed", str(failed), progress, self.restarted)
         if progress.is_done(self.wait_for_inference):
             what = "trained and published" if self.wait_for_inference else "trained"
-            return WaitOutcome("success", f"Sestek model {self.model_id!r} is {what}", progress)
+            return WaitOutcome("success", f"Sestek model {self.model_id!r} is {what}", progress, self.restarted)
         return None
 
     def on_error(self, exc: BaseException) -> WaitOutcome | None:
@@ -137,7 +391,8 @@ class ProgressWatcher:
         :param exc: what the poll raised.
         """
         if not is_transient(exc):
-            return WaitOutcome("error", f"Polling Sestek model {self.model_id!r} failed: {exc}", self.last)
+            what = exc if isinstance(exc, SestekError) else f"{type(exc).__name__}: {exc}"
+            return WaitOutcome("error", f"Polling Sestek model {self.model_id!r} failed: {what}", self.last)
         self.failures += 1
         if self.failures >= self.max_consecutive_failures:
             return WaitOutcome(
@@ -163,7 +418,7 @@ class ProgressWatcher:
         now = time.time() if now is None else now
         if self.end_time is not None and now >= self.end_time:
             exc = SestekTimeout(self.model_id, self.last_status(), now - self.started)
-            return WaitOutcome("timeout", str(exc), self.last)
+            return WaitOutcome("timeout", str(exc), self.last, self.restarted)
         return None
 
     def sleep_seconds(self, now: float | None = None) -> float:
@@ -195,7 +450,7 @@ def raise_for_outcome(model_id: str, event: Any) -> dict[str, Any]:
     if not isinstance(event, dict) or event.get("status") not in EVENT_STATUSES:
         raise SestekError(f"Unexpected trigger event for Sestek model {model_id!r}: {event!r:.200}")
     if event.get("model_id") != model_id:
-        raise SestekError(f"Trigger event is about model {event.get('model_id')!r}, expected {model_id!r}")
+        raise SestekError(f"Trigger event is about model {short(event.get('model_id'), 100)!r}, expected {model_id!r}")
     raw_progress = event.get("progress")
     if raw_progress and not isinstance(raw_progress, dict):
         raise SestekError(
@@ -215,7 +470,7 @@ def raise_for_outcome(model_id: str, event: Any) -> dict[str, Any]:
         raise SestekTrainingFailed(model_id, progress.raw_training_status if progress else "Failed", percent)
     if status == "timeout":
         raise SestekTimeout(model_id, progress.describe() if progress else "no status received yet")
-    raise SestekError(str(event.get("message") or f"Waiting for Sestek model {model_id!r} failed"))
+    raise SestekError(short(event.get("message") or f"Waiting for Sestek model {model_id!r} failed"))
 
 
 def result_dict(model_id: str, progress: TrainingProgress | None) -> dict[str, Any]:

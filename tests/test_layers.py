@@ -16,8 +16,6 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 PACKAGE = "airflow_provider_sestek"
 ROOT = Path(__file__).parent.parent / PACKAGE
 
@@ -134,7 +132,6 @@ def test_no_module_of_the_provider_imports_itself_back_even_for_annotations() ->
     assert _cycles(TYPED_GRAPH) == []
 
 
-@pytest.mark.xfail(strict=True, reason="triggers still import operators._common; being moved")
 def test_triggers_import_nothing_from_operators_or_sensors() -> None:
     found = {
         name: [t for t in targets if t.startswith((f"{PACKAGE}.operators", f"{PACKAGE}.sensors"))]

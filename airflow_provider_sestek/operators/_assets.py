@@ -33,20 +33,27 @@ def with_model_alias(outlets: Any) -> list[Any]:
     return merged
 
 
-def model_event_extra(result: Mapping[str, Any], experiment_id: str | None) -> dict[str, Any]:
+def model_event_extra(
+    result: Mapping[str, Any], experiment_id: str | None, submitted_experiment_id: str | None = None
+) -> dict[str, Any]:
     """
     The asset event's ``extra``: ids and statuses only, never a secret.
 
     :param result: the task result (``model_id``, ``training_status``, ``inference_status``, ``percent``).
     :param experiment_id: the Sestek experiment id of the training, when this task knows it.
+    :param submitted_experiment_id: the experiment an earlier try submitted, when the task cannot tell whether
+        the published training is that one (a retry that attached): added as ``submitted_experiment_id``.
     """
-    return {
+    extra = {
         "model_id": result.get("model_id"),
         "experiment_id": experiment_id,
         "training_status": result.get("training_status"),
         "inference_status": result.get("inference_status"),
         "percent": result.get("percent"),
     }
+    if experiment_id is None and submitted_experiment_id:
+        extra["submitted_experiment_id"] = submitted_experiment_id
+    return extra
 
 
 def emit_model_event(
@@ -55,6 +62,7 @@ def emit_model_event(
     result: Mapping[str, Any],
     experiment_id: str | None,
     log: Any,
+    submitted_experiment_id: str | None = None,
 ) -> str | None:
     """
     Add the published model's asset event to the alias; returns the URI, or ``None`` when nothing was emitted
@@ -65,6 +73,7 @@ def emit_model_event(
     :param result: the task result.
     :param experiment_id: the experiment id, when known.
     :param log: the task logger.
+    :param submitted_experiment_id: see :func:`model_event_extra`.
     """
     # Imported here, not at the top: this module is imported on every DAG parse, these only on success.
     from airflow_provider_sestek.api import TrainingProgress
@@ -95,7 +104,8 @@ def emit_model_event(
             "Dataset alias %s is not in the metadata DB (DAG not parsed by a DAG processor): no event", MODEL_ALIAS
         )
         return None
-    events[AssetAlias(name=MODEL_ALIAS)].add(Asset(uri), extra=model_event_extra(result, experiment_id))
+    extra = model_event_extra(result, experiment_id, submitted_experiment_id)
+    events[AssetAlias(name=MODEL_ALIAS)].add(Asset(uri), extra=extra)
     log.info("Asset event for %s (through alias %s)", uri, MODEL_ALIAS)
     return uri
 

@@ -20,22 +20,16 @@ from airflow_provider_sestek.exceptions import (
 )
 from airflow_provider_sestek.hooks.sestek import SestekHook
 from airflow_provider_sestek.links.sestek import PORTAL_URL_XCOM_KEY, SestekModelLink, render_portal_url
-from airflow_provider_sestek.operators import _durable
 from airflow_provider_sestek.operators._assets import emit_model_event, with_model_alias
-from airflow_provider_sestek.operators._common import (
-    check_poll_interval,
-    default_deferrable,
-    defer_wait,
-    seconds,
-    wait_sync,
-)
+from airflow_provider_sestek.operators._common import default_deferrable, defer_wait, wait_sync
+from airflow_provider_sestek.operators._durable import Action, DurableTraining, with_success_callback
 from airflow_provider_sestek.operators._lineage import training_lineage
 from airflow_provider_sestek.operators._mapping import (
     guarded_partial,
     refuse_default_args_secret,
     refuse_mapped_secret,
 )
-from airflow_provider_sestek.waiting import ProgressWatcher, raise_for_outcome, result_dict
+from airflow_provider_sestek.waiting import WaitSpec, check_poll_interval, raise_for_outcome, result_dict, seconds
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -55,9 +49,16 @@ class SestekTrainOperator(BaseOperator):
     ======================================================== ==================================================
     a retry (crash, failure, timeout); the training runs      attaches to it and waits
     a retry; the training finished, the task never succeeded  returns that training's result, no new training
+    a retry after ``execute`` returned (XCom, outlet events,  returns the result ``execute`` returned, no
+    post_execute or the worker failed before success)         new training and no request
     a clear or re-run of a task that succeeded with it        submits a new training with the current data
     the stored training failed                                submits a new training
     ======================================================== ==================================================
+
+    "Succeeded" means Airflow recorded the success: the operator's own success callback (run before the
+    user's) marks the record. A retry that attaches to, or collects, a training an earlier try submitted
+    cannot tell it from a later training of the same model id started elsewhere (the progress endpoint names
+    no training): it says so in a warning, and reports ``experiment_id`` as unknown.
 
     Before submitting it also reads the model's progress and attaches to a training of the same model id
     that is still running (the server would refuse a second one). A submit whose outcome is unknown (dropped
@@ -140,6 +141,8 @@ class SestekTrainOperator(BaseOperator):
         refuse_default_args_secret(kwargs.get("default_args"))
         kwargs["outlets"] = with_model_alias(kwargs.get("outlets"))
         super().__init__(**kwargs)
+        # First among the success callbacks: the durable record learns that Airflow recorded the success.
+        self.on_success_callback = with_success_callback(self.on_success_callback)
         self.model_id = model_id
         self.project_name = project_name
         self.data_files = data_files
@@ -250,83 +253,29 @@ class SestekTrainOperator(BaseOperator):
         )
         return progress
 
-    def _resume(self, store: Any, end_time: float | None) -> tuple[api.TrainingProgress, bool] | None:
-        """
-        Apply the durable rule to the stored record: ``(progress, done)`` to attach or to return a finished
-        result, ``None`` to submit.
-        """
-        if not self.durable:
-            return None
-        if store is None:
-            self.log.warning("task_state_store not available in context, crash recovery is disabled for this run")
-            return None
-        record = _durable.read(store, self.model_id)
-        if record is not None and record.phase != "succeeded":
-            self._experiment_id = record.experiment_id
-        if record is None or record.phase == "succeeded":
-            if record is not None:
-                self.log.info(
-                    "This task already succeeded with the training of model %s (experiment %s) and runs again "
-                    "(a clear or a re-run): submitting a new training with the current data",
-                    self.model_id,
-                    record.experiment_id,
-                )
-            _durable.incr("fresh_submit", self)
-            return None
-        _durable.incr("reconnect_attempt", self)
-        looks = self.unknown_submit_looks
-        progress = self._look(looks)
-        if progress is None or progress.training_status is api.TrainingStatus.FAILED:
-            _durable.incr("terminal_resubmit", self)
-            self.log.warning(
-                "Prior job in terminal state, resubmitting fresh: model %s, experiment %s, status %s",
-                self.model_id,
-                record.experiment_id,
-                progress.describe() if progress else "not found",
-            )
-            return None
-        if progress.is_done(self.wait_for_inference):
-            if record.phase == "submitting" and not record.first_training:
-                # The POST of the earlier try may never have arrived: this may be an older training. (Of a model
-                # with no training before that POST, the finished training can only be the earlier try's.)
-                self.log.info("The earlier try's submit of %s never got an answer; submitting", self.model_id)
-                return None
-            _durable.incr("already_succeeded", self)
-            self.log.info(
-                "Job already completed successfully, skipping resubmission: model %s, experiment %s (%s)",
-                self.model_id,
-                record.experiment_id,
-                progress.describe(),
-            )
-            return progress, True
-        _durable.incr("reconnect_success", self)
-        self.log.info("Reconnecting to existing job: model %s, experiment %s", self.model_id, record.experiment_id)
-        if record.phase == "submitting":
-            # Running after the earlier try's submit: it is this task's training, whatever the POST's answer
-            # was. Recorded, so that a later retry which finds it finished collects it instead of retraining.
-            _durable.write(store, _durable.DurableRecord(self.model_id, "submitted", record.experiment_id), end_time)
-        return self._attach(progress, "an earlier try of this task submitted it"), False
-
     def _submit_or_attach(
-        self, request: TrainingRequest, context: Context, end_time: float | None
-    ) -> tuple[api.TrainingProgress, bool]:
-        """Submit, or attach to the training that counts; ``(progress, done)``."""
-        store = context.get("task_state_store") if self.durable else None
-        resumed = self._resume(store, end_time)
-        if resumed is not None:
-            return resumed
+        self, request: TrainingRequest, durable: DurableTraining
+    ) -> tuple[api.TrainingProgress | None, bool, dict[str, Any] | None]:
+        """
+        Submit, or attach to the training that counts, as the durable rule says: ``(progress, done, result)``,
+        ``result`` being what an earlier try already returned.
+        """
+        step = durable.begin()
+        if step.action is Action.LOOK:
+            step = durable.after_look(self._look(self.unknown_submit_looks))
+        if step.action is Action.COLLECT:
+            return step.progress, True, step.result
+        if step.action is Action.ATTACH and step.progress is not None:
+            return self._attach(step.progress, "an earlier try of this task submitted it"), False, None
         progress = self._progress_or_none()
         if progress is not None and progress.is_active:
-            attached = self._attach(progress, "a training of this model id is already running")
-            _durable.write(store, _durable.DurableRecord(self.model_id, "submitted"), end_time)
-            return attached, False
-        # Written before the POST: a worker that dies while it is in flight leaves a record the retry checks.
-        submitting = _durable.DurableRecord(self.model_id, "submitting", first_training=progress is None)
-        _durable.write(store, submitting, end_time)
+            durable.attached()
+            return self._attach(progress, "a training of this model id is already running"), False, None
+        durable.submitting(first_training=progress is None)
         experiment, attached_to = self._submit_once(request)
         if attached_to is not None:
-            _durable.write(store, _durable.DurableRecord(self.model_id, "submitted"), end_time)
-            return attached_to, False
+            durable.attached()
+            return attached_to, False, None
         experiment_id = experiment.get("id")
         self.log.info(
             "Submitted Sestek training of model %s (experiment %s, status %s)",
@@ -334,11 +283,9 @@ class SestekTrainOperator(BaseOperator):
             experiment_id,
             experiment.get("statusMessage"),
         )
-        self._experiment_id = str(experiment_id) if experiment_id else None
-        record = _durable.DurableRecord(self.model_id, "submitted", self._experiment_id)
-        _durable.write(store, record, end_time)
+        durable.submitted(str(experiment_id) if experiment_id else None)
         progress = api.parse_progress({"percent": experiment.get("percent", 0), "trainingStatus": "Initialized"})
-        return progress, False
+        return progress, False, None
 
     def _submit_once(self, request: TrainingRequest) -> tuple[dict[str, Any], api.TrainingProgress | None]:
         """
@@ -375,29 +322,49 @@ class SestekTrainOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         """Validate, submit (or attach, or collect a finished training), then wait in the worker or triggerer."""
         request, end_time = self._prepare()
-        progress, done = self._submit_or_attach(request, context, end_time)
+        durable = DurableTraining.of(self, context, end_time)
+        progress, done, stored = self._submit_or_attach(request, durable)
         ti = context["ti"]
         ti.xcom_push(key="model_id", value=self.model_id)
-        if self._experiment_id:
-            ti.xcom_push(key="experiment_id", value=self._experiment_id)
+        if durable.claimed_experiment_id:
+            ti.xcom_push(key="experiment_id", value=durable.claimed_experiment_id)
         if self._portal_url():
             ti.xcom_push(key=PORTAL_URL_XCOM_KEY, value=self.sestek_portal_url)
+        if stored is not None:
+            return self._succeeded(context, durable, stored, restarted=False)
         if done or not self.wait_for_completion:
-            return self._succeeded(context, result_dict(self.model_id, progress))
+            return self._succeeded(context, durable, result_dict(self.model_id, progress), restarted=False)
         if self.deferrable:
             self._defer(end_time)
-        return self._succeeded(context, self._wait(end_time, progress))
+        # What the submit (or attach) reported is the last status known, should no poll fit before the deadline.
+        watcher = self._spec(end_time).watcher(self.log, known=progress)
+        return self._succeeded(context, durable, wait_sync(self.hook, watcher), restarted=watcher.restarted)
 
-    def _succeeded(self, context: Context, result: dict[str, Any]) -> dict[str, Any]:
-        """Mark the stored training consumed (a clear trains anew); emit the published model's asset event."""
-        store = context.get("task_state_store") if self.durable else None
-        old = _durable.read(store, self.model_id)
-        experiment_id = self._experiment_id or (old.experiment_id if old else None)
-        if store is not None:
-            _durable.write(store, _durable.DurableRecord(self.model_id, "succeeded", experiment_id), None)
-        if experiment_id is None and (ti := context.get("ti")) is not None:  # resumed after a deferral
-            experiment_id = ti.xcom_pull(task_ids=self.task_id, key="experiment_id", map_indexes=ti.map_index)
-        emit_model_event(context, self.hook.config, result, experiment_id, self.log)
+    def _defer(self, end_time: float | None) -> None:
+        self.log.info("Waiting for model %s in the triggerer (worker slot released)", self.model_id)
+        spec = self._spec(end_time)
+        defer_wait(self, spec, sestek_conn_id=self.sestek_conn_id, request_deadline=self.hook.config.timeout)
+
+    def _spec(self, end_time: float | None) -> WaitSpec:
+        return WaitSpec(
+            self.model_id,
+            wait_for_inference=self.wait_for_inference,
+            poll_interval=float(self.poll_interval),
+            end_time=end_time,
+            max_consecutive_failures=self.max_consecutive_failures,
+        )
+
+    def _succeeded(
+        self, context: Context, durable: DurableTraining, result: dict[str, Any], restarted: bool
+    ) -> dict[str, Any]:
+        """
+        ``execute`` returns ``result``: the record says so (a retry returns it again; Airflow's success, through
+        the success callback, makes a clear train anew); emit the published model's asset event.
+        """
+        claimed = durable.completed(result, restarted)
+        self._experiment_id = claimed
+        unclaimed = durable.submitted_experiment_id if claimed is None else None
+        emit_model_event(context, self.hook.config, result, claimed, self.log, submitted_experiment_id=unclaimed)
         return result
 
     def _portal_url(self) -> str:
@@ -405,32 +372,6 @@ class SestekTrainOperator(BaseOperator):
         cfg = self.hook.config
         self.sestek_portal_url = render_portal_url(cfg.portal_url, self.model_id, cfg.tenant) or ""
         return self.sestek_portal_url
-
-    def _defer(self, end_time: float | None) -> None:
-        self.log.info("Waiting for model %s in the triggerer (worker slot released)", self.model_id)
-        defer_wait(
-            self,
-            model_id=self.model_id,
-            sestek_conn_id=self.sestek_conn_id,
-            poll_interval=float(self.poll_interval),
-            end_time=end_time,
-            wait_for_inference=self.wait_for_inference,
-            max_consecutive_failures=self.max_consecutive_failures,
-            request_deadline=self.hook.config.timeout,
-        )
-
-    def _wait(self, end_time: float | None, known: api.TrainingProgress) -> dict[str, Any]:
-        watcher = ProgressWatcher(
-            self.model_id,
-            wait_for_inference=self.wait_for_inference,
-            poll_interval=float(self.poll_interval),
-            end_time=end_time,
-            max_consecutive_failures=self.max_consecutive_failures,
-            logger=self.log,
-        )
-        # What the submit (or attach) reported is the last status known, should no poll fit before the deadline.
-        watcher.last = known
-        return wait_sync(self.hook, watcher)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """
@@ -440,7 +381,9 @@ class SestekTrainOperator(BaseOperator):
         :param event: the trigger event.
         """
         self._portal_url()
-        return self._succeeded(context, raise_for_outcome(self.model_id, event))
+        result = raise_for_outcome(self.model_id, event)
+        restarted = isinstance(event, dict) and event.get("restarted") is True
+        return self._succeeded(context, DurableTraining.of(self, context, None), result, restarted=restarted)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from functools import cached_property
@@ -9,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowSensorTimeout, BaseSensorOperator, PokeReturnValue
 
-from airflow_provider_sestek.exceptions import SestekError
+from airflow_provider_sestek import api
 from airflow_provider_sestek.hooks.sestek import SestekHook
 from airflow_provider_sestek.operators._common import default_deferrable, defer_wait
-from airflow_provider_sestek.waiting import ProgressWatcher, WaitOutcome, raise_for_outcome
+from airflow_provider_sestek.waiting import ProgressWatcher, WaitOutcome, WaitSpec, observe, raise_for_outcome
 
 #: Key in the task state store holding the failed polls in a row (survives reschedules on Airflow 3.3+).
 FAILURES_KEY = "sestek_sensor_failures"
@@ -68,17 +69,19 @@ class SestekTrainingSensor(BaseSensorOperator):
         """The hook on ``sestek_conn_id``."""
         return SestekHook(self.sestek_conn_id)
 
-    @cached_property
-    def _watcher(self) -> ProgressWatcher:
-        # The sensor's own timeout bounds the wait; the watcher only judges each poke.
-        return ProgressWatcher(
+    def _spec(self, end_time: float | None = None) -> WaitSpec:
+        return WaitSpec(
             self.model_id,
             wait_for_inference=self.wait_for_inference,
             poll_interval=float(self.poke_interval),
-            end_time=None,
+            end_time=end_time,
             max_consecutive_failures=self.max_consecutive_failures,
-            logger=self.log,
         )
+
+    @cached_property
+    def _watcher(self) -> ProgressWatcher:
+        # The sensor's own timeout bounds the wait; the rule only judges each poke.
+        return self._spec().watcher(self.log)
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
         """One progress poll; transient failures count against ``max_consecutive_failures``."""
@@ -97,15 +100,11 @@ class SestekTrainingSensor(BaseSensorOperator):
         )
 
     def _poll_once(self) -> WaitOutcome | None:
-        try:
-            return self._watcher.on_progress(self.hook.get_training_progress(self.model_id))
-        except SestekError as exc:
-            return self._watcher.on_error(exc)
+        """One poll, judged by the wait rule (the sensor's driver of :meth:`ProgressWatcher.step`)."""
+        return self._watcher.step(observe(lambda: self.hook.get_training_progress(self.model_id))).outcome
 
     def execute(self, context: Context) -> Any:
         """Poke (or reschedule) normally; in deferrable mode poke once, then hand the wait to the triggerer."""
-        from airflow_provider_sestek import api
-
         api.validate_model_id(self.model_id)
         if not self.deferrable:
             return super().execute(context)
@@ -113,17 +112,11 @@ class SestekTrainingSensor(BaseSensorOperator):
         if isinstance(first, PokeReturnValue):
             return first.xcom_value
         timeout = float(self.timeout) if self.timeout is not None else None
-        defer_wait(
-            self,
-            model_id=self.model_id,
-            sestek_conn_id=self.sestek_conn_id,
-            poll_interval=float(self.poke_interval),
-            end_time=time.time() + timeout if timeout is not None else None,
-            wait_for_inference=self.wait_for_inference,
-            # The failures of the first poke count too: the trigger gets what is left.
-            max_consecutive_failures=max(self.max_consecutive_failures - self._watcher.failures, 1),
-            request_deadline=self.hook.config.timeout,
-        )
+        spec = self._spec(time.time() + timeout if timeout is not None else None)
+        # The failures of the first poke count too: the trigger gets what is left.
+        left = max(self.max_consecutive_failures - self._watcher.failures, 1)
+        spec = dataclasses.replace(spec, max_consecutive_failures=left)
+        defer_wait(self, spec, sestek_conn_id=self.sestek_conn_id, request_deadline=self.hook.config.timeout)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """

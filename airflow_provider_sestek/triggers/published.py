@@ -18,7 +18,6 @@ the new starting point (it fires again only with ``fire_on_start``).
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -28,11 +27,16 @@ from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
 from airflow.triggers.base import TriggerEvent
 
 from airflow_provider_sestek import api
-from airflow_provider_sestek.exceptions import SestekApiError, SestekUnsupported, SestekValidationError
+from airflow_provider_sestek.exceptions import SestekUnsupported, SestekValidationError
 from airflow_provider_sestek.hooks.sestek import SestekHook
-from airflow_provider_sestek.operators._common import check_poll_interval
-from airflow_provider_sestek.triggers.sestek import polling_hook
-from airflow_provider_sestek.waiting import DEFAULT_MAX_CONSECUTIVE_FAILURES, is_transient
+from airflow_provider_sestek.triggers._polling import polling_hook
+from airflow_provider_sestek.waiting import (
+    DEFAULT_MAX_CONSECUTIVE_FAILURES,
+    ProgressWatcher,
+    aobserve,
+    check_failures,
+    check_poll_interval,
+)
 
 #: Prefix of the asset state store key; the connection id completes it (one watermark per API).
 STATE_KEY_PREFIX = "sestek_publications"
@@ -40,14 +44,12 @@ STATE_KEY_PREFIX = "sestek_publications"
 
 class PublicationWatermark:
     """
-    What the trigger has seen of each model, and the rule of when to fire (no I/O).
+    What the trigger has seen of each model: the marks its rules start from and the form they are stored in.
 
-    :param fire_on_start: whether a model already published the first time it is seen counts as new.
     :param state: a stored watermark, ``{model_id: {"published": bool, "publications": int}}``.
     """
 
-    def __init__(self, fire_on_start: bool, state: Any = None) -> None:
-        self.fire_on_start = fire_on_start
+    def __init__(self, state: Any = None) -> None:
         self.state: dict[str, dict[str, Any]] = {}
         if isinstance(state, dict):
             for model_id, mark in state.items():
@@ -58,26 +60,6 @@ class PublicationWatermark:
                 if isinstance(publications, int) and not isinstance(publications, bool) and publications >= 0:
                     self.state[str(model_id)] = {"published": mark["published"], "publications": publications}
 
-    def observe(self, model_id: str, published: bool) -> int | None:
-        """
-        Record one observation; return the publication's number when it is a new publication.
-
-        :param model_id: the model polled.
-        :param published: whether it is Completed with inference Running now.
-        """
-        mark = self.state.get(model_id)
-        if mark is None:
-            # First sight ever: the starting point, a publication only if the user asked for it.
-            fire = published and self.fire_on_start
-            self.state[model_id] = {"published": published, "publications": 1 if fire else 0}
-            return 1 if fire else None
-        fire = published and not mark["published"]
-        mark["published"] = published
-        if fire:
-            mark["publications"] += 1
-            return int(mark["publications"])
-        return None
-
 
 class SestekModelPublishedTrigger(BaseEventTrigger):
     """
@@ -85,9 +67,11 @@ class SestekModelPublishedTrigger(BaseEventTrigger):
 
     Polls each model's progress every ``poll_interval`` seconds with the hook's async call (same token
     cache, connection pool and in-poll retries as :class:`SestekTrainingTrigger`) and yields one event each
-    time a model goes from anything else into "Completed and inference Running". A model already published
-    when the trigger first sees it does not fire unless ``fire_on_start``. A model the server does not know
-    (404) counts as not published, so its first publication fires. A failed training never fires.
+    time a real answer of the progress endpoint that is not "Completed and inference Running" is followed by one
+    that is. A model already published when the trigger first sees it does not fire unless ``fire_on_start``.
+    A failed poll is no observation: a 404 (an unknown model, or a gateway restarting), a timeout or a 5xx
+    never fires and never counts as "not published", so a model first seen published after a run of 404s
+    is a starting point, not a publication. A failed training never fires.
 
     Failures never fire and never end the watch: transient ones (network, 429, 5xx) are logged and the
     model is polled again next time, an error after ``max_consecutive_failures`` in a row; auth and
@@ -133,9 +117,7 @@ class SestekModelPublishedTrigger(BaseEventTrigger):
         if not isinstance(fire_on_start, bool):  # bool("false") is True: never guess
             raise SestekValidationError("fire_on_start", fire_on_start, "must be True or False")
         self.fire_on_start = fire_on_start
-        if isinstance(max_consecutive_failures, bool) or not isinstance(max_consecutive_failures, int):
-            raise SestekValidationError("max_consecutive_failures", max_consecutive_failures, "must be a whole number")
-        self.max_consecutive_failures = max(1, max_consecutive_failures)
+        self.max_consecutive_failures = check_failures(max_consecutive_failures)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Class path and kwargs: ids and numbers only, always in the same order."""
@@ -155,56 +137,54 @@ class SestekModelPublishedTrigger(BaseEventTrigger):
         """The asset state store key of this trigger's watermark."""
         return f"{STATE_KEY_PREFIX}:{self.sestek_conn_id}"
 
+    def rules(self, watermark: PublicationWatermark) -> dict[str, ProgressWatcher]:
+        """
+        One wait rule per model, in watch mode, starting from the stored marks.
+
+        :param watermark: what was seen before.
+        """
+        return {
+            model_id: ProgressWatcher(
+                model_id,
+                wait_for_inference=True,
+                poll_interval=self.poll_interval,
+                end_time=None,
+                max_consecutive_failures=self.max_consecutive_failures,
+                logger=self.log,
+                watch=True,
+                mark=watermark.state.get(model_id),
+                fire_on_start=self.fire_on_start,
+            )
+            for model_id in self.model_ids
+        }
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        """Poll forever; yield one event per new publication."""
+        """Poll forever; yield one event per new publication (the rule decides, this loop only polls)."""
         hook = polling_hook(self.sestek_conn_id, self.poll_interval)
-        watermark = PublicationWatermark(self.fire_on_start, await self._load())
-        failures = dict.fromkeys(self.model_ids, 0)
+        rules = self.rules(PublicationWatermark(await self._load()))
         async with hook.async_session():
             while True:
                 started = time.time()
-                before = repr(watermark.state)
-                for model_id in self.model_ids:
-                    progress = await self._poll(hook, model_id, failures)
-                    if progress is None:
-                        continue  # a failed poll is no observation: the watermark stays
-                    number = watermark.observe(model_id, progress.is_published)
-                    if number is not None:
-                        self.log.info("Model %s published (publication %d): firing", model_id, number)
-                        yield TriggerEvent({"model_id": model_id, "publication": number, **progress.to_dict()})
+                before = repr(self._marks(rules))
+                delay = self.poll_interval
+                for model_id, rule in rules.items():
+                    decision = rule.step(await aobserve(hook.aget_training_progress(model_id)))
+                    delay = decision.delay
+                    if decision.publication is not None and rule.last is not None:
+                        self.log.info("Model %s published (publication %d): firing", model_id, decision.publication)
+                        event = {"model_id": model_id, "publication": decision.publication, **rule.last.to_dict()}
+                        yield TriggerEvent(event)
                 # Saved after the events were handed over: a crash in between may fire one publication again
                 # on restart (at least once), never lose it.
-                if repr(watermark.state) != before:
-                    await self._save(watermark.state)
-                elapsed = time.time() - started
-                await asyncio.sleep(max(self.poll_interval * random.uniform(0.9, 1.1) - elapsed, 0.0))
+                marks = self._marks(rules)
+                if repr(marks) != before:
+                    await self._save(marks)
+                await asyncio.sleep(max(delay - (time.time() - started), 0.0))
 
-    async def _poll(self, hook: SestekHook, model_id: str, failures: dict[str, int]) -> api.TrainingProgress | None:
-        """One model's progress; a 404 (unknown model) is "not published"; ``None`` after a failure."""
-        try:
-            progress = await hook.aget_training_progress(model_id)
-        except asyncio.CancelledError:
-            raise  # triggerer shutdown or the watcher removed: nothing to undo
-        except SestekApiError as exc:
-            if exc.status == 404:
-                failures[model_id] = 0
-                return api.parse_progress({"percent": 0, "trainingStatus": None})
-            self._failed(model_id, exc, failures)
-            return None
-        except Exception as exc:
-            self._failed(model_id, exc, failures)
-            return None
-        failures[model_id] = 0
-        return progress
-
-    def _failed(self, model_id: str, exc: BaseException, failures: dict[str, int]) -> None:
-        failures[model_id] += 1
-        if not is_transient(exc):
-            self.log.error("Watching Sestek model %s: %s (polling again in %ss)", model_id, exc, self.poll_interval)
-        elif failures[model_id] >= self.max_consecutive_failures:
-            self.log.error("Watching Sestek model %s: %d failed polls in a row: %s", model_id, failures[model_id], exc)
-        else:
-            self.log.warning("Watching Sestek model %s: poll failed, will retry: %s", model_id, exc)
+    @staticmethod
+    def _marks(rules: dict[str, ProgressWatcher]) -> dict[str, dict[str, Any]]:
+        """The watermark to store: the marks of the models seen at least once."""
+        return {model_id: dict(rule.mark) for model_id, rule in rules.items() if rule.mark is not None}
 
     # --- the watermark in the asset state store (Airflow 3.3+) ---------------------------------------------
 

@@ -9,42 +9,9 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_sestek.hooks.sestek import SestekHook
-from airflow_provider_sestek.waiting import DEFAULT_MAX_CONSECUTIVE_FAILURES, ProgressWatcher, WaitOutcome
-
-
-def __getattr__(name: str) -> Any:
-    # The watcher's module imports this one: loaded on first use, so either can be imported first.
-    if name == "SestekModelPublishedTrigger":
-        from airflow_provider_sestek.triggers.published import SestekModelPublishedTrigger
-
-        return SestekModelPublishedTrigger
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def poll_retry_deadline(poll_interval: float) -> float:
-    """
-    How long the trigger's in-poll retries may go on (the hook's ``retry_deadline``); never past the wait's
-    own deadline, which each poll passes as ``stop_at``.
-
-    :param poll_interval: seconds between polls.
-    """
-    return max(30.0, float(poll_interval))
-
-
-def polling_hook(sestek_conn_id: str, poll_interval: float) -> SestekHook:
-    """
-    The hook a polling trigger uses: short in-poll retries, as the poll loop itself is the long-term retry.
-
-    :param sestek_conn_id: the Sestek connection id.
-    :param poll_interval: seconds between polls.
-    """
-    return SestekHook(
-        sestek_conn_id,
-        retry_limit=2,
-        retry_delay=min(1.0, poll_interval),
-        retry_max_delay=10.0,
-        retry_deadline=poll_retry_deadline(poll_interval),
-    )
+from airflow_provider_sestek.triggers._polling import polling_hook
+from airflow_provider_sestek.triggers.published import SestekModelPublishedTrigger
+from airflow_provider_sestek.waiting import DEFAULT_MAX_CONSECUTIVE_FAILURES, WaitOutcome, WaitSpec, aobserve
 
 
 class SestekTrainingTrigger(BaseTrigger):
@@ -56,11 +23,12 @@ class SestekTrainingTrigger(BaseTrigger):
     the same absolute deadline. Polling goes on after ``Completed`` while ``wait_for_inference`` is set,
     because the progress call is what publishes the model.
 
-    Transient failures (network errors, timeouts, 429, 5xx, a 404 right after submit) are retried with
-    backoff inside each poll and tolerated for ``max_consecutive_failures`` polls in a row; auth and
-    validation errors end the wait at once. The trigger yields exactly one event whose ``status`` is
-    ``success``, ``failed``, ``timeout`` or ``error``, with ``message``, ``model_id`` and the last
-    ``progress``.
+    Every poll is judged by the one wait rule (:meth:`~airflow_provider_sestek.waiting.ProgressWatcher.step`),
+    as in the sync operator and the sensor: transient failures (network errors, timeouts, 429, 5xx, a 404)
+    are retried with backoff inside each poll and tolerated for ``max_consecutive_failures`` polls in a row;
+    auth and validation errors end the wait at once. The trigger yields exactly one event whose ``status``
+    is ``success``, ``failed``, ``timeout`` or ``error``, with ``message``, ``model_id``, the last
+    ``progress`` and ``restarted`` (the model was retrained by someone else during the wait).
 
     :param model_id: the model to wait for.
     :param sestek_conn_id: the Sestek connection id.
@@ -82,10 +50,50 @@ class SestekTrainingTrigger(BaseTrigger):
         super().__init__()
         self.model_id = model_id
         self.sestek_conn_id = sestek_conn_id
-        self.poll_interval = float(poll_interval)
-        self.end_time = float(end_time) if end_time is not None else None
-        self.wait_for_inference = bool(wait_for_inference)
-        self.max_consecutive_failures = int(max_consecutive_failures)
+        self.spec = WaitSpec(
+            model_id,
+            wait_for_inference=bool(wait_for_inference),
+            poll_interval=float(poll_interval),
+            end_time=float(end_time) if end_time is not None else None,
+            max_consecutive_failures=int(max_consecutive_failures),
+        )
+
+    @classmethod
+    def from_spec(cls, spec: WaitSpec, sestek_conn_id: str) -> SestekTrainingTrigger:
+        """
+        The trigger of a wait.
+
+        :param spec: the wait.
+        :param sestek_conn_id: the Sestek connection id.
+        """
+        return cls(
+            spec.model_id,
+            sestek_conn_id,
+            poll_interval=spec.poll_interval,
+            end_time=spec.end_time,
+            wait_for_inference=spec.wait_for_inference,
+            max_consecutive_failures=spec.max_consecutive_failures,
+        )
+
+    @property
+    def poll_interval(self) -> float:
+        """Seconds between polls."""
+        return self.spec.poll_interval
+
+    @property
+    def end_time(self) -> float | None:
+        """The absolute deadline (epoch seconds)."""
+        return self.spec.end_time
+
+    @property
+    def wait_for_inference(self) -> bool:
+        """Whether the wait goes on until the model is published."""
+        return self.spec.wait_for_inference
+
+    @property
+    def max_consecutive_failures(self) -> int:
+        """Failed polls in a row tolerated."""
+        return self.spec.max_consecutive_failures
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Class path and kwargs; ids and numbers only."""
@@ -107,28 +115,18 @@ class SestekTrainingTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll until one outcome; yields exactly one event."""
         hook = self._hook()
-        watcher = ProgressWatcher(
-            self.model_id,
-            wait_for_inference=self.wait_for_inference,
-            poll_interval=self.poll_interval,
-            end_time=self.end_time,
-            max_consecutive_failures=self.max_consecutive_failures,
-            logger=self.log,
-        )
         async with hook.async_session():
-            outcome = await self._poll(hook, watcher)
+            outcome = await self._poll(hook)
         yield TriggerEvent(outcome.to_event(self.model_id))
 
-    async def _poll(self, hook: SestekHook, watcher: ProgressWatcher) -> WaitOutcome:
+    async def _poll(self, hook: SestekHook) -> WaitOutcome:
+        """The async driver of the wait rule: poll, let the rule decide, sleep what it says."""
+        watcher = self.spec.watcher(self.log)
         while True:
-            try:
-                outcome = watcher.on_progress(await hook.aget_training_progress(self.model_id, stop_at=self.end_time))
-            except asyncio.CancelledError:
-                # Triggerer shutdown or user action: the remote training goes on; nothing to undo.
-                raise
-            except Exception as exc:
-                outcome = watcher.on_error(exc)
-            outcome = outcome or watcher.check_deadline()
-            if outcome is not None:
-                return outcome
-            await asyncio.sleep(watcher.sleep_seconds())
+            decision = watcher.step(await aobserve(hook.aget_training_progress(self.model_id, stop_at=self.end_time)))
+            if decision.outcome is not None:
+                return decision.outcome
+            await asyncio.sleep(decision.delay)
+
+
+__all__ = ["SestekModelPublishedTrigger", "SestekTrainingTrigger"]

@@ -98,7 +98,11 @@ def test_no_tenant_trains_without_event(emulator: SestekEmulator, monkeypatch: p
 def test_durable_retry_returning_the_finished_training_emits(
     emulator_factory: Any, monkeypatch: pytest.MonkeyPatch, faq: str, deferrable: bool, capsys: Any
 ) -> None:
-    """Try 1 times out; the model is published before try 2, which returns it (no retrain) and emits the event."""
+    """
+    Try 1 times out; the model is published before try 2, which returns it (no retrain) and emits the event. Try 2
+    cannot tell that training from a later one of the same model id: the event names the experiment try 1
+    submitted as ``submitted_experiment_id`` and claims no ``experiment_id``.
+    """
     from airflow_provider_sestek.hooks.sestek import SestekHook
 
     emu = emulator_factory(advance="time", seconds_per_step=0.1)
@@ -129,7 +133,8 @@ def test_durable_retry_returning_the_finished_training_emits(
     assert "Job already completed successfully, skipping resubmission" in "".join(capsys.readouterr())
     events = asset_events(uri)
     assert len(events) == before + 1
-    assert events[-1]["extra"]["experiment_id"] == emu.trainings["faq-bot"].experiment_id
+    assert events[-1]["extra"]["experiment_id"] is None
+    assert events[-1]["extra"]["submitted_experiment_id"] == emu.trainings["faq-bot"].experiment_id
 
 
 @pytest.mark.skipif(AIRFLOW_3, reason="Airflow 2.11 only")

@@ -15,24 +15,6 @@ import pytest
 from airflow_provider_sestek.testing import Fault, SestekEmulator
 from tests.reliability import _matrix
 
-# --- fast backoff ------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    """
-    Shrink the hook's default backoff (1 s doubling) so a retried fault costs milliseconds. Operators and
-    sensors build ``SestekHook(conn_id)`` with the defaults; everything else about the retry rules (what is
-    retried, how often, ``Retry-After`` which still wins) stays as shipped.
-    """
-    from airflow_provider_sestek.hooks.sestek import SestekHook
-
-    defaults = dict(SestekHook.__init__.__kwdefaults__ or {})
-    assert {"retry_delay", "retry_max_delay"} <= set(defaults), "SestekHook retry arguments changed"
-    defaults.update(retry_delay=0.02, retry_max_delay=0.2)
-    monkeypatch.setattr(SestekHook.__init__, "__kwdefaults__", defaults)
-
-
 # --- "this runs in another process" --------------------------------------------------------------------------
 
 

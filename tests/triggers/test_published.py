@@ -264,3 +264,36 @@ def test_publication_while_the_triggerer_was_down_fires_once(sestek_conn: Sestek
 
     first, second = asyncio.run(scenario())
     assert first == [] and [e["publication"] for e in second] == [1]
+
+
+@needs_airflow_3
+def test_a_404_between_two_published_answers_is_no_publication(sestek_conn: SestekEmulator, data: Path) -> None:
+    """A gateway restart answers one 404 for a published model: no training happened, so nothing fires."""
+    publish("faq-bot", data)
+
+    async def scenario() -> list[dict[str, Any]]:
+        async with watching(trigger("faq-bot")) as events:
+            await polls(sestek_conn, "faq-bot", 2)  # published: the starting point
+            sestek_conn.add_fault(Fault(endpoint="progress", kind="status", status=404, count=1))
+            await polls(sestek_conn, "faq-bot", 5)
+            return events
+
+    assert asyncio.run(scenario()) == []
+    assert sestek_conn.counters["trainings_created"] == 1
+
+
+@needs_airflow_3
+def test_a_model_first_seen_after_404s_is_a_starting_point(sestek_conn: SestekEmulator, data: Path) -> None:
+    """404s are no observation: a model published between two polls after them is not taken as a new publication."""
+    store = MemoryStore()
+
+    async def scenario() -> list[dict[str, Any]]:
+        async with watching(trigger("faq-bot"), store):
+            await polls(sestek_conn, "faq-bot", 3)  # unknown model: 404, 404, 404
+        assert store.values == {}  # nothing was observed, nothing stored
+        await asyncio.to_thread(publish, "faq-bot", data)
+        async with watching(trigger("faq-bot"), store) as events:
+            await polls(sestek_conn, "faq-bot", 3)
+            return events
+
+    assert asyncio.run(scenario()) == []

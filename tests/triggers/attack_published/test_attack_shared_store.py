@@ -14,10 +14,17 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from airflow_provider_sestek.hooks.sestek import SestekHook
 from airflow_provider_sestek.testing import SestekEmulator
-from tests.triggers.test_published import MemoryStore, data, needs_airflow_3, polls, publish, trigger, watching
+from tests.triggers.test_published import MemoryStore, data, needs_airflow_3, polls, submit, trigger, until, watching
 
 __all__ = ["data"]  # the fixture
+
+
+def published(model_id: str) -> None:
+    """Poll as another reader would until the training started is published."""
+    while not SestekHook().get_training_progress(model_id).is_published:
+        pass
 
 
 @needs_airflow_3
@@ -25,13 +32,15 @@ def test_two_watchers_sharing_a_store_each_keep_their_watermark(sestek_conn: Ses
     store = MemoryStore()
 
     async def scenario() -> list[dict[str, Any]]:
-        # Both models unknown (404): each watcher records "not published" as its starting point.
+        # Both models training: each watcher records "not published" as its starting point (a 404 would not
+        # count: it is no observation).
+        await asyncio.to_thread(submit, "a-bot", data)
+        await asyncio.to_thread(submit, "b-bot", data)
         async with watching(trigger("a-bot"), store), watching(trigger("b-bot"), store):
-            await polls(sestek_conn, "a-bot", 3)
-            await polls(sestek_conn, "b-bot", 3)
+            await until(lambda: sorted(next(iter(store.values.values()), {})) == ["a-bot", "b-bot"])
         # The triggerer is down: both models get published meanwhile.
-        await asyncio.to_thread(publish, "a-bot", data)
-        await asyncio.to_thread(publish, "b-bot", data)
+        await asyncio.to_thread(published, "a-bot")
+        await asyncio.to_thread(published, "b-bot")
         # It comes back: both triggers re-created from their kwargs, the same store.
         async with watching(trigger("a-bot"), store) as a, watching(trigger("b-bot"), store) as b:
             await polls(sestek_conn, "a-bot", 5)
