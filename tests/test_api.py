@@ -268,3 +268,13 @@ def test_without_secrets_copies_an_api_error_with_every_field_and_no_chain() -> 
 def test_without_secrets_keeps_an_error_that_quotes_none() -> None:
     error = SestekAuthError("refused", status=401)
     assert api.without_secrets(error, ["not-there"]) is error
+
+
+def test_status_texts_of_a_progress_answer_are_bounded() -> None:
+    """A server's status words reach logs, XCom, trigger and asset events: never more than 100 characters each."""
+    from airflow_provider_sestek.waiting import WaitSpec
+
+    progress = api.parse_progress({"percent": 5, "trainingStatus": "Q" * 100_000, "inferenceStatus": "P" * 50_000})
+    assert len(progress.raw_training_status) == 100 and len(progress.raw_inference_status or "") == 100
+    event = WaitSpec("faq-bot", end_time=0.0).watcher().step(progress, now=1.0).outcome
+    assert event is not None and len(str(event.to_event("faq-bot"))) < 1500

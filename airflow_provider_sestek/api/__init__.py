@@ -24,6 +24,7 @@ from airflow_provider_sestek.api.bodies import (
 )
 from airflow_provider_sestek.api.errors import (
     error_from_response,
+    excerpt,
     is_retryable_status,
     redact,
     redirect_error,
@@ -61,6 +62,7 @@ from airflow_provider_sestek.api.urls import (
     redact_url,
     token_url,
     train_url,
+    validate_portal_template,
 )
 from airflow_provider_sestek.api.validation import (
     MODEL_ID_MAX_LENGTH,
@@ -94,6 +96,7 @@ __all__ = [
     "chat_history_pairs",
     "check_inference_results",
     "error_from_response",
+    "excerpt",
     "inference_body",
     "inference_url",
     "is_retryable_status",
@@ -119,6 +122,7 @@ __all__ = [
     "validate_callback",
     "validate_http_url",
     "validate_model_id",
+    "validate_portal_template",
     "validate_project_name",
     "without_secrets",
 ]

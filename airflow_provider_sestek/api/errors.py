@@ -6,11 +6,13 @@ which statuses are worth a retry, and keeping secrets a server echoes out of mes
 from __future__ import annotations
 
 import email.utils
+import functools
+import html
 import json
 import math
 import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import quote, quote_plus, urljoin
 
@@ -29,8 +31,26 @@ _MAX_MESSAGE = 300
 _IN_PROGRESS_TEXT = "training is still in progress for the same model id"
 
 
-def _snippet(body: bytes) -> str:
-    text = body.decode("utf-8", "replace")
+def excerpt(text: str, limit: int, secrets: Iterable[str] = ()) -> str:
+    """
+    ``text`` without ``secrets`` (see :func:`redact`), then cut to ``limit`` characters: in this order, so a
+    secret straddling the cut leaves none of its characters behind. Every text quoted from a server's answer
+    (or from a library's error about it) is cut here and only here.
+
+    :param text: the text.
+    :param limit: the most characters kept (at least 4), ``...`` included.
+    :param secrets: the secrets the request carried.
+    """
+    text = redact(text, secrets)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _snippet(body: bytes, secrets: Iterable[str] = ()) -> str:
+    """A body as a message quotes it: redacted whole, an HTML page as its visible text, cut last."""
+    secrets = tuple(secrets)
+    # Before anything changes the text: markup stripping or whitespace folding would split a secret
+    # (``a<b>c``, a line break in it) into pieces no longer recognised.
+    text = redact(body.decode("utf-8", "replace"), secrets)
     if "<" in text and ">" in text:
         # An HTML error page: keep its title or visible text, not the markup.
         title = re.search(r"<title[^>]*>(.*?)</title>", text, re.I | re.S)
@@ -38,7 +58,7 @@ def _snippet(body: bytes) -> str:
     text = " ".join(text.split())
     if not text:
         return "(empty body)"
-    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
+    return excerpt(text, _MAX_MESSAGE, secrets)
 
 
 def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
@@ -68,25 +88,42 @@ def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) ->
 
 def redact(text: str, secrets: Iterable[str]) -> str:
     """
-    ``text`` with every secret replaced by ``***``, as it is, in its URL-encoded forms and as a JSON or
-    Python string literal escapes it, in any case (a server that echoes the rejected form body or request
-    headers in its error page must not put them in our messages).
+    ``text`` with every secret replaced by ``***``, as it is, in its URL-encoded forms, HTML-escaped (an
+    HTML error page quoting it) and as a JSON or Python string literal escapes it, escaped once or twice
+    (a library's error quoting the repr of the bytes it read), in any case (a server that echoes the
+    rejected form body or request headers in its error page must not put them in our messages).
 
     :param text: the text.
     :param secrets: the secrets (client secrets, the bearer token sent).
     """
-    forms = {
-        form
-        for secret in secrets
-        if len(secret) >= 4
-        for form in (secret, quote(secret, safe=""), quote_plus(secret), json.dumps(secret)[1:-1], repr(secret)[1:-1])
-    }
+    forms = {form for secret in secrets if len(secret) >= 4 for form in _forms(secret)}
     if not forms:
         return text
     # Longest first, so a form inside a longer one leaves none of it; in any case, since a host name a
     # message names (a redirect's origin) is lowercased.
     pattern = "|".join(re.escape(form) for form in sorted(forms, key=len, reverse=True))
     return re.sub(pattern, "***", text, flags=re.IGNORECASE)
+
+
+# How a text quoting a secret may have escaped it: URL-encoding (a form body), HTML (an error page), a JSON
+# string and a Python literal (a library's error quoting the bytes it read).
+_ESCAPES: tuple[Callable[[str], str], ...] = (
+    lambda s: quote(s, safe=""),
+    quote_plus,
+    html.escape,
+    lambda s: html.escape(s, quote=False),
+    lambda s: json.dumps(s)[1:-1],
+    lambda s: json.dumps(s, ensure_ascii=False)[1:-1],
+    lambda s: repr(s)[1:-1],
+    lambda s: repr(s.encode())[2:-1],
+)
+
+
+@functools.lru_cache(maxsize=256)
+def _forms(secret: str) -> frozenset[str]:
+    """A secret as it is and escaped once or twice, in any order (aiohttp's error is the repr of a repr)."""
+    once = {escape(secret) for escape in _ESCAPES}
+    return frozenset({secret, *once, *(escape(form) for form in once for escape in _ESCAPES)})
 
 
 E = TypeVar("E", bound=BaseException)
@@ -130,7 +167,14 @@ def _redacted(value: Any, secrets: Sequence[str]) -> Any:
 
 
 def error_from_response(
-    method: str, endpoint: str, status: int, headers: Mapping[str, str], body: bytes, *, inference: bool = False
+    method: str,
+    endpoint: str,
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    inference: bool = False,
+    secrets: Iterable[str] = (),
 ) -> SestekError:
     """
     Map an error response to the right exception (never raises; returns it).
@@ -144,9 +188,11 @@ def error_from_response(
     :param headers: response headers.
     :param body: raw body.
     :param inference: the request was an inference call (404/503 mean "not published").
+    :param secrets: the secrets the request carried: kept out of every text, redacted before any cut.
     """
+    secrets = tuple(secrets)
     retry_after = retry_after_seconds(headers)
-    message = _snippet(body)
+    message = _snippet(body, secrets)
     code: str | None = None
     details: str | None = None
     validation: list[tuple[str, list[str]]] = []

@@ -8,10 +8,10 @@ import json
 import math
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from airflow_provider_sestek.api.errors import _snippet
+from airflow_provider_sestek.api.errors import _snippet, excerpt
 from airflow_provider_sestek.api.statuses import Token, TrainingProgress, parse_progress
 from airflow_provider_sestek.exceptions import SestekApiError, SestekAuthError
 
@@ -20,22 +20,27 @@ from airflow_provider_sestek.exceptions import SestekApiError, SestekAuthError
 BEARER_TOKEN_PATTERN = re.compile(r"[\x21-\x7e]+")
 
 
-def _decode_json(method: str, endpoint: str, status: int, body: bytes) -> Any:
+def _decode_json(method: str, endpoint: str, status: int, body: bytes, secrets: Iterable[str]) -> Any:
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise SestekApiError(
-            method=method, endpoint=endpoint, status=status, message=f"response is not JSON: {_snippet(body)}"
+            method=method,
+            endpoint=endpoint,
+            status=status,
+            message=f"response is not JSON: {_snippet(body, secrets)}",
         ) from None
 
 
-def _expect_object(method: str, endpoint: str, status: int, data: Any, what: str) -> dict[str, Any]:
+def _expect_object(
+    method: str, endpoint: str, status: int, data: Any, what: str, secrets: Iterable[str]
+) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise SestekApiError(
             method=method,
             endpoint=endpoint,
             status=status,
-            message=f"expected a JSON object ({what}), got {data!r:.80}",
+            message=f"expected a JSON object ({what}), got {excerpt(repr(data), 80, secrets)}",
         )
     return data
 
@@ -88,32 +93,36 @@ def parse_token(status: int, body: bytes, endpoint: str, now: float | None = Non
     )
 
 
-def parse_experiment(status: int, body: bytes, endpoint: str) -> dict[str, Any]:
+def parse_experiment(status: int, body: bytes, endpoint: str, secrets: Iterable[str] = ()) -> dict[str, Any]:
     """
     Parse the 200 answer of the train endpoint (the ABP "experiment" object).
 
     :param status: HTTP status.
     :param body: raw body.
     :param endpoint: URL, for messages.
+    :param secrets: the secrets the request carried: no message quotes any part of them.
     """
-    return _expect_object("POST", endpoint, status, _decode_json("POST", endpoint, status, body), "experiment")
+    data = _decode_json("POST", endpoint, status, body, secrets)
+    return _expect_object("POST", endpoint, status, data, "experiment", secrets)
 
 
-def parse_progress_response(status: int, body: bytes, endpoint: str) -> TrainingProgress:
+def parse_progress_response(status: int, body: bytes, endpoint: str, secrets: Iterable[str] = ()) -> TrainingProgress:
     """
     Parse a 200 progress response.
 
     :param status: HTTP status.
     :param body: raw body.
     :param endpoint: URL, for messages.
+    :param secrets: the secrets the request carried: no message quotes any part of them.
     """
-    data = _expect_object("GET", endpoint, status, _decode_json("GET", endpoint, status, body), "progress")
+    data = _decode_json("GET", endpoint, status, body, secrets)
+    data = _expect_object("GET", endpoint, status, data, "progress", secrets)
     if "trainingStatus" not in data:
         raise SestekApiError(
             method="GET",
             endpoint=endpoint,
             status=status,
-            message=f"progress response lacks trainingStatus: {data!r:.120}",
+            message=f"progress response lacks trainingStatus: {excerpt(repr(data), 120, secrets)}",
         )
     percent = data.get("percent")
     if isinstance(percent, float) and not math.isfinite(percent):
@@ -127,22 +136,24 @@ def parse_progress_response(status: int, body: bytes, endpoint: str) -> Training
     return parse_progress(data)
 
 
-def parse_inference(status: int, body: bytes, endpoint: str) -> list[dict[str, Any]]:
+def parse_inference(status: int, body: bytes, endpoint: str, secrets: Iterable[str] = ()) -> list[dict[str, Any]]:
     """
     Parse an inference response: one result per input.
 
     :param status: HTTP status.
     :param body: raw body.
     :param endpoint: URL, for messages.
+    :param secrets: the secrets the request carried: no message quotes any part of them.
     """
-    data = _expect_object("POST", endpoint, status, _decode_json("POST", endpoint, status, body), "inference")
+    data = _decode_json("POST", endpoint, status, body, secrets)
+    data = _expect_object("POST", endpoint, status, data, "inference", secrets)
     result = data.get("result")
     if not isinstance(result, list):
         raise SestekApiError(
             method="POST",
             endpoint=endpoint,
             status=status,
-            message=f"inference response lacks a result list: {data!r:.120}",
+            message=f"inference response lacks a result list: {excerpt(repr(data), 120, secrets)}",
         )
     for index, item in enumerate(result):
         if not isinstance(item, dict) or not isinstance(item.get("answer"), str):
@@ -150,7 +161,8 @@ def parse_inference(status: int, body: bytes, endpoint: str) -> list[dict[str, A
                 method="POST",
                 endpoint=endpoint,
                 status=status,
-                message=f"inference result {index} is not an answer (an object with a text 'answer'): {item!r:.80}",
+                message=f"inference result {index} is not an answer (an object with a text 'answer'): "
+                f"{excerpt(repr(item), 80, secrets)}",
             )
     return result
 

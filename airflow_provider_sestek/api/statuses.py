@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+#: The longest status text kept from a progress answer.
+MAX_STATUS_TEXT = 100
+
 
 class TrainingStatus(StrEnum):
     """``trainingStatus`` values in lifecycle order; ``UNKNOWN`` stands for any value not documented."""
@@ -162,8 +165,9 @@ def parse_progress(data: Mapping[str, Any]) -> TrainingProgress:
         percent=_as_percent(data.get("percent")),
         training_status=TrainingStatus.parse(raw_training),
         inference_status=InferenceStatus.parse(raw_inference),
-        raw_training_status=str(raw_training) if raw_training is not None else "",
-        raw_inference_status=str(raw_inference) if raw_inference not in (None, "") else None,
+        # A server's words are kept for logs, XCom and events: bounded, whatever it sends.
+        raw_training_status=str(raw_training)[:MAX_STATUS_TEXT] if raw_training is not None else "",
+        raw_inference_status=str(raw_inference)[:MAX_STATUS_TEXT] if raw_inference not in (None, "") else None,
     )
 
 

@@ -153,3 +153,42 @@ def inference_url(base_url: str, tenant: str, model_id: str) -> str:
     :param model_id: a valid model id.
     """
     return base_url + INFERENCE_PATH.format(tenant=quote(tenant, safe=""), model_id=quote(model_id, safe=""))
+
+
+#: The placeholders a portal link template may use.
+PORTAL_FIELDS = ("model_id", "tenant")
+#: The longest portal link template accepted.
+MAX_PORTAL_TEMPLATE = 2000
+
+
+def validate_portal_template(template: object) -> str:
+    """
+    Check the connection's ``portal_url`` template when the connection is read, before any request: a template
+    that would not render (or would render something that is not a web link) is refused, not silently dropped
+    after a training was submitted.
+
+    :param template: e.g. ``https://portal.example.com/{tenant}/models/{model_id}``.
+    :return: the template, stripped.
+    """
+    import string
+
+    if not isinstance(template, str) or not template.strip():
+        raise SestekConfigError("portal_url", "must be a non-empty URL template")
+    value = template.strip()
+    if len(value) > MAX_PORTAL_TEMPLATE:
+        raise SestekConfigError("portal_url", f"is longer than {MAX_PORTAL_TEMPLATE} characters")
+    try:
+        fields = [(name, spec, conv) for _, name, spec, conv in string.Formatter().parse(value) if name is not None]
+    except ValueError as exc:
+        raise SestekConfigError("portal_url", f"is not a valid template ({exc}); write {{model_id}}") from None
+    for name, spec, conversion in fields:
+        if name not in PORTAL_FIELDS or spec or conversion:
+            shown = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+            raise SestekConfigError(
+                "portal_url",
+                f"placeholder {shown[:60]} is not allowed: use only {{model_id}} and {{tenant}}, with no format",
+            )
+    parts = _split(value.format(model_id="model-id", tenant="tenant"))
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SestekConfigError("portal_url", "must render an absolute http:// or https:// URL with a host")
+    return value

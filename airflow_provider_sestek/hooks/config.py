@@ -9,7 +9,7 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any, Literal
 
 from airflow_provider_sestek import api
@@ -25,6 +25,47 @@ DEFAULT_TIMEOUT = 60.0
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 #: Longest request deadline accepted.
 MAX_TIMEOUT = 86_400.0
+
+
+def check_ca(path: str) -> None:
+    """
+    Refuse a ``verify`` path TLS cannot use, when the connection is read: a file that holds no certificate
+    would otherwise fail every request later, as a retried transport error. A directory is taken as it is
+    (OpenSSL looks certificates up in it by hash, when it needs one).
+
+    The file is loaded the way both transports load it; the result is kept per file version, so a hook
+    reading its connection again costs a ``stat``.
+
+    :param path: the CA file or directory (a path, never a secret: the messages name it).
+    :raises SestekConfigError: naming the path and why it cannot be loaded.
+    """
+    if os.path.isdir(path):
+        return
+    try:
+        stat = os.stat(path)
+    except OSError as exc:
+        raise SestekConfigError("verify", f"CA bundle {path!r} cannot be read: {exc.strerror or exc}") from None
+    problem = _ca_problem(path, stat.st_mtime_ns, stat.st_size)
+    if problem is not None:
+        raise SestekConfigError(
+            "verify",
+            f"CA bundle {path!r} cannot be loaded as PEM certificates ({problem}); give true, false, "
+            "or the path of a CA bundle file or directory",
+        )
+
+
+@lru_cache(maxsize=32)
+def _ca_problem(path: str, mtime_ns: int, size: int) -> str | None:
+    """Why a CA file cannot be loaded, or ``None``; one answer per file version (path, mtime, size)."""
+    import ssl
+
+    try:
+        ssl.create_default_context(cafile=path)
+    except ssl.SSLError as exc:
+        return str(exc.reason or exc.__class__.__name__).lower().replace("_", " ")
+    except (OSError, ValueError) as exc:
+        return getattr(exc, "strerror", None) or exc.__class__.__name__
+    return None
 
 
 def _truthy(value: Any) -> bool:
@@ -140,8 +181,10 @@ class SestekConnectionConfig:
                     raise SestekConfigError(
                         "verify", f"CA bundle {verify!r} does not exist (give true, false or a CA path)"
                     )
+                check_ca(verify)
         timeout = _timeout(get("timeout"))
         tenant = get("tenant")
+        portal = get("portal_url")
         return cls(
             conn_id=conn_id,
             base_url=base_url,
@@ -154,7 +197,7 @@ class SestekConnectionConfig:
             verify=verify,
             connect_timeout=min(DEFAULT_CONNECT_TIMEOUT, timeout),
             timeout=timeout,
-            portal_url=get("portal_url"),
+            portal_url=api.validate_portal_template(portal) if portal is not None else None,
         )
 
     @property

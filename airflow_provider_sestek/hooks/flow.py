@@ -57,7 +57,8 @@ class Request:
     :param connect_timeout: seconds to connect.
     :param limit: most response bytes read; more is reported in :attr:`Reply.too_large`.
     :param secrets: every secret value the request carries (its bearer token, the client secret of a token
-        form, the callback client secret of a training form): no text built from its answer quotes them.
+        form, the callback client secret of a training form) and the connection's client secrets: no text
+        built from its answer (or from a transport's error about it) quotes them.
     """
 
     method: str
@@ -140,7 +141,8 @@ class Call(Generic[T]):
     :param method: HTTP method.
     :param url: absolute URL (from :mod:`airflow_provider_sestek.api`).
     :param endpoint: ``progress``, ``train`` or ``inference``: for logs and the retry rule.
-    :param parse: turns a 2xx status and body into the result.
+    :param parse: turns a 2xx status and body into the result; its third argument, the secrets the
+        request carried, is what any error it raises must not quote (see :func:`api.excerpt`).
     :param kind: whose token: the ``training`` or the ``inference`` client.
     :param idempotent: may be repeated after a failure that may have reached the server.
     :param json_body: a JSON body.
@@ -150,7 +152,7 @@ class Call(Generic[T]):
     method: str
     url: str
     endpoint: str
-    parse: Callable[[int, bytes], T]
+    parse: Callable[[int, bytes, frozenset[str]], T]
     kind: ClientKind = "training"
     idempotent: bool = True
     json_body: Any = None
@@ -261,12 +263,12 @@ class CallFlow:
             cfg.timeout,
             cfg.connect_timeout,
             self.max_response_bytes,
-            secrets=api.secret_values(fields),
+            secrets=api.secret_values(fields) | self._connection_secrets,
         )
         # The expiry counts from when the request was sent: the server issued the token after that.
         sent = time.time()
         reply = yield from self._send(request)
-        token = self.outcome(request, reply, lambda status, body: api.parse_token(status, body, url, now=sent))
+        token = self.outcome(request, reply, lambda status, body, _: api.parse_token(status, body, url, now=sent))
         yield Mask(token.access_token)
         self.cache.put(key, token)
         self.log.info("Obtained a Sestek %s token (scope %s) for client %s", kind, token.scope, client_id)
@@ -293,7 +295,7 @@ class CallFlow:
             cfg.timeout,
             cfg.connect_timeout,
             self.max_response_bytes,
-            secrets=frozenset(secrets),
+            secrets=frozenset(secrets) | self._connection_secrets,
         )
 
     def _send(self, request: Request) -> Flow[Reply]:
@@ -314,12 +316,19 @@ class CallFlow:
         return api.without_secrets(exc, request.secrets | self._connection_secrets)
 
     def outcome(
-        self, request: Request, reply: Reply, parse: Callable[[int, bytes], T], *, inference: bool = False
+        self,
+        request: Request,
+        reply: Reply,
+        parse: Callable[[int, bytes, frozenset[str]], T],
+        *,
+        inference: bool = False,
     ) -> T:
         """
         The result of an answer, or the error it means. Whatever kind of error it is, it quotes none of the
         secrets the request carried (:attr:`Request.secrets`) nor the connection's, should the server echo
-        them.
+        them: the builders get those secrets and redact the whole answer before they cut it to a message's
+        length (redacting the cut text would miss a secret straddling the cut), and the error is redacted
+        once more as a whole.
 
         :param request: the request answered.
         :param reply: the answer.
@@ -333,9 +342,11 @@ class CallFlow:
             elif 300 <= status < 400:
                 error = api.redirect_error(method, url, status, reply.headers.get("Location"))
             elif 200 <= status < 300:
-                return parse(status, reply.body)
+                return parse(status, reply.body, request.secrets)
             else:
-                error = api.error_from_response(method, url, status, reply.headers, reply.body, inference=inference)
+                error = api.error_from_response(
+                    method, url, status, reply.headers, reply.body, inference=inference, secrets=request.secrets
+                )
         except SestekError as exc:
             error = exc
         # Raised outside the handler, so the unredacted error is not kept as the new one's __context__.

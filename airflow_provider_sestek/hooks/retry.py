@@ -9,6 +9,7 @@ the loop around them is ours, so the common path (the first attempt succeeds) bu
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,10 +24,15 @@ _RETRYING = tenacity.Retrying()
 MAX_RETRY_AFTER = 120.0
 
 
-def describe_exception(exc: BaseException) -> str:
-    """The text of an exception, cut to a log-friendly length."""
-    text = str(exc) or type(exc).__name__
-    return text if len(text) <= 300 else text[:297] + "..."
+def describe_exception(exc: BaseException, secrets: Iterable[str] = ()) -> str:
+    """
+    The text of an exception, without ``secrets`` and then cut to a log-friendly length (a library's error
+    may quote what a server answered, an echo of the request included).
+
+    :param exc: the exception.
+    :param secrets: the secrets of the request it is about.
+    """
+    return api.excerpt(str(exc) or type(exc).__name__, 300, secrets)
 
 
 def is_retryable(exc: BaseException, idempotent: bool) -> bool:

@@ -187,7 +187,12 @@ class SestekHook(BaseHook):
 
             api.validate_model_id(model_id)
             url = api.progress_url(cfg.base_url, model_id)
-            call = Call("GET", url, "progress", lambda status, body: api.parse_progress_response(status, body, url))
+            call = Call(
+                "GET",
+                url,
+                "progress",
+                lambda status, body, secrets: api.parse_progress_response(status, body, url, secrets),
+            )
             self._progress_calls[model_id] = call
         return call
 
@@ -238,11 +243,12 @@ class SestekHook(BaseHook):
         :param data_urls: http(s) URLs the server downloads.
         :param callback: optional callback settings.
         """
-        from airflow_provider_sestek.hooks.upload import TrainingRequest, check_data_file
+        from airflow_provider_sestek.hooks.upload import TrainingRequest, check_data_file, refuse_colliding_names
 
         api.validate_model_id(model_id)
         api.validate_project_name(project_name)
         files = [check_data_file(f, i) for i, f in enumerate(api.as_list(data_files, "data_files"))]
+        refuse_colliding_names(files)
         urls = [api.validate_http_url(u, f"data_urls[{i}]") for i, u in enumerate(api.as_list(data_urls, "data_urls"))]
         if not files and not urls:
             raise SestekValidationError("data_files", None, "give at least one of data_files or data_urls")
@@ -297,7 +303,7 @@ class SestekHook(BaseHook):
             "POST",
             url,
             "train",
-            lambda status, body: api.parse_experiment(status, body, url),
+            lambda status, body, secrets: api.parse_experiment(status, body, url, secrets),
             idempotent=False,
             upload=lambda: MultipartBody(parts),
         )
@@ -336,7 +342,7 @@ class SestekHook(BaseHook):
             "POST",
             url,
             "inference",
-            lambda status, raw: api.parse_inference(status, raw, url),
+            lambda status, raw, secrets: api.parse_inference(status, raw, url, secrets),
             kind="inference",
             json_body=body,
         )

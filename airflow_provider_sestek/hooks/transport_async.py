@@ -234,12 +234,15 @@ class AsyncTransport:
 
         if request.is_upload:
             raise TypeError("the async transport sends no streamed uploads")
+        import ssl
+
         url = request.url
-        client = pool.session(self.verify, self.max_connections)
         slots = pool.limit(self.max_connections)
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:
+            # Inside the mapping: building the TLS context loads the CA file, which can fail too.
+            client = pool.session(self.verify, self.max_connections)
             if slots.locked():
                 # Thousands of polls at once (a triggerer restart): the wait for a slot counts too.
                 async with asyncio.timeout(request.timeout):
@@ -271,20 +274,23 @@ class AsyncTransport:
                     return body.reply(response.status, response.headers)
             finally:
                 slots.release()
-        except (aiohttp.ClientSSLError, aiohttp.ClientConnectorCertificateError) as exc:
+        except SestekTransportError:
+            raise
+        except (aiohttp.ClientSSLError, aiohttp.ClientConnectorCertificateError, ssl.SSLError) as exc:
             raise SestekTransportError(
-                f"TLS error talking to {url}: {describe_exception(exc)}. Set the connection extra 'verify' to the "
-                "CA bundle path of the server",
+                f"TLS error talking to {url}: {describe_exception(exc, request.secrets)}. Set the connection extra "
+                "'verify' to the CA bundle path of the server",
                 maybe_sent=False,
             ) from None
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             raise SestekTransportError(
-                f"Connection to {url} failed: {describe_exception(exc)}", maybe_sent=False
+                f"Connection to {url} failed: {describe_exception(exc, request.secrets)}", maybe_sent=False
             ) from None
         except TimeoutError:
             raise SestekTransportError(DEADLINE.format(url=url, seconds=request.timeout)) from None
         except aiohttp.ClientPayloadError:
             raise SestekTransportError(CUT_OFF.format(url=url)) from None
-        except (aiohttp.ClientError, ValueError) as exc:
-            # ValueError: aiohttp refuses header values it cannot send (the flow never builds one).
-            raise SestekTransportError(f"Request to {url} failed: {describe_exception(exc)}") from None
+        except Exception as exc:
+            # aiohttp's other errors, a ValueError for a header value it cannot send (the flow never builds
+            # one), an OSError of the socket: never a raw exception, like the sync transport.
+            raise SestekTransportError(f"Request to {url} failed: {describe_exception(exc, request.secrets)}") from None

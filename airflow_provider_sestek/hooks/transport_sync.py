@@ -222,25 +222,28 @@ class SyncTransport:
             raise
         except requests.exceptions.SSLError as exc:
             raise SestekTransportError(
-                f"TLS error talking to {url}: {describe_exception(exc)}. Set the connection extra 'verify' to the "
-                "CA bundle path of the server (or false to skip verification, not recommended)",
+                f"TLS error talking to {url}: {describe_exception(exc, request.secrets)}. Set the connection extra "
+                "'verify' to the CA bundle path of the server (or false to skip verification, not recommended)",
                 maybe_sent=False,
             ) from None
         except requests.exceptions.ConnectTimeout as exc:
             raise SestekTransportError(
-                f"Timed out connecting to {url}: {describe_exception(exc)}", maybe_sent=False
+                f"Timed out connecting to {url}: {describe_exception(exc, request.secrets)}", maybe_sent=False
             ) from None
         except Exception as exc:
             if deadline.fired or isinstance(exc, requests.exceptions.ReadTimeout):
                 raise SestekTransportError(DEADLINE.format(url=url, seconds=request.timeout)) from None
             if isinstance(exc, requests.exceptions.ConnectionError):
                 raise SestekTransportError(
-                    f"Connection to {url} failed: {describe_exception(exc)}", maybe_sent=not _refused(exc)
+                    f"Connection to {url} failed: {describe_exception(exc, request.secrets)}",
+                    maybe_sent=not _refused(exc),
                 ) from None
             if isinstance(exc, requests.exceptions.ChunkedEncodingError):
                 raise SestekTransportError(CUT_OFF.format(url=url)) from None
             if isinstance(exc, requests.exceptions.RequestException | OSError):
-                raise SestekTransportError(f"Request to {url} failed: {describe_exception(exc)}") from None
+                raise SestekTransportError(
+                    f"Request to {url} failed: {describe_exception(exc, request.secrets)}"
+                ) from None
             raise
         finally:
             _current.deadline = None

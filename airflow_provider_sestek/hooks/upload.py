@@ -262,8 +262,12 @@ class MultipartBody:
                 filename, data, content_type = value
             else:
                 filename, data, content_type = None, value, None
-            part = RequestField(name=name, data=b"" if filename else data, filename=filename)
-            part.make_multipart(content_type=content_type)
+            # The part headers as urllib3 renders them, the Content-Disposition parameters by sent_name().
+            disposition = "; ".join(
+                ["form-data", _header_param("name", name), *([_header_param("filename", filename)] if filename else [])]
+            )
+            headers = {"Content-Disposition": disposition, "Content-Type": content_type}
+            part = RequestField(name=name, data=b"" if filename else data, headers=headers)
             pending += delimiter + part.render_headers().encode("utf-8")
             if isinstance(data, str | bytes):
                 pending += (data.encode("utf-8") if isinstance(data, str) else data) + b"\r\n"
@@ -355,3 +359,45 @@ def _remaining_bytes(handle: IO[bytes]) -> int:
         end = handle.seek(0, os.SEEK_END)
         handle.seek(position)
         return end - position
+
+
+def sent_name(value: str) -> str:
+    """
+    A file name (or any part header value) as the multipart body writes it: ``"``, CR and LF
+    percent-encoded, as browsers and curl do (the WHATWG rule urllib3 follows). The body's part headers and
+    the check of colliding names both use this one function, so what is compared is what is sent.
+
+    :param value: the name.
+    """
+    return value.translate(_HEADER_ESCAPES)
+
+
+_HEADER_ESCAPES = {10: "%0A", 13: "%0D", 34: "%22"}
+
+
+def _header_param(name: str, value: str | bytes) -> str:
+    """A part header parameter, ``name="value"``, its value as :func:`sent_name` writes it."""
+    text = value.decode("utf-8") if isinstance(value, bytes) else value
+    return f'{name}="{sent_name(text)}"'
+
+
+def refuse_colliding_names(files: Sequence[DataFile]) -> None:
+    """
+    Each file is sent under its base name: two with the same name (``a/faq.txt`` and ``b/faq.txt``, or one path
+    listed twice) would reach Sestek as one file name twice, and one of them would be lost or overwrite the other.
+    Names are compared as they are sent (:func:`sent_name`), whatever their case.
+
+    :param files: the checked data files, in order.
+    """
+    seen: dict[str, int] = {}
+    for index, data_file in enumerate(files):
+        # As the server will read it: 'a"b.txt' and 'a%22b.txt' are one name once encoded.
+        key = sent_name(data_file.name).casefold()
+        if key in seen:
+            raise SestekValidationError(
+                f"data_files[{index}]",
+                data_file.name,
+                f"is sent under the same file name as data_files[{seen[key]}]; Sestek keeps files by name: rename "
+                "one of them",
+            )
+        seen[key] = index

@@ -86,8 +86,10 @@ def test_bad_connection_names_the_field(host, login, password, extra, field) -> 
 
 
 def test_verify_values(tmp_path: Path) -> None:
+    import certifi
+
     ca = tmp_path / "ca.pem"
-    ca.write_text("x")
+    ca.write_bytes(Path(certifi.where()).read_bytes())  # a real bundle: one TLS cannot load is refused
     for raw, expected in [("false", False), (False, False), ("true", True), (str(ca), str(ca))]:
         cfg = SestekConnectionConfig.from_connection("c", "https://h", "i", "s", {"verify": raw})
         assert cfg.verify == expected
