@@ -215,6 +215,9 @@ class WaitSpec:
     :param poll_interval: seconds between polls.
     :param end_time: absolute wall-clock deadline (epoch seconds) or ``None``.
     :param max_consecutive_failures: transient failures in a row tolerated before giving up.
+    :param submitted_at: when this task's train POST was answered (epoch seconds), ``None`` when it attached to a
+        training: see :attr:`ProgressWatcher.stale_window`.
+    :param initial_failures: failed polls already in a row when this wait starts.
     """
 
     model_id: str
@@ -222,6 +225,9 @@ class WaitSpec:
     poll_interval: float = 30.0
     end_time: float | None = None
     max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES
+    submitted_at: float | None = None
+    #: Failed polls already in a row when the wait starts (a sensor's first poke, before it deferred).
+    initial_failures: int = 0
 
     def watcher(self, logger: logging.Logger | Any = None, known: TrainingProgress | None = None) -> ProgressWatcher:
         """
@@ -237,8 +243,10 @@ class WaitSpec:
             end_time=self.end_time,
             max_consecutive_failures=self.max_consecutive_failures,
             logger=logger,
+            submitted_at=self.submitted_at,
         )
         rule.last = known
+        rule.failures = self.initial_failures
         return rule
 
 
@@ -247,8 +255,9 @@ class ProgressWatcher:
     The rule of one wait: :meth:`step` decides from each poll's progress or error.
 
     In *watch* mode (the publication watcher) the wait never ends: errors are logged and polled again, and
-    :meth:`step` reports a publication when a real answer (a training status) that is not "published" is
-    followed by one that is. A 404 or any other failed poll is no observation: it changes nothing.
+    :meth:`step` reports a publication when the model is published after a real answer showed a training
+    running (a documented status before ``Completed``) since its last publication. A 404 or any other failed
+    poll is no observation: it changes nothing; nor is an inference endpoint that restarts, or an unknown status.
 
     :param model_id: the model waited for.
     :param wait_for_inference: after ``Completed`` also wait until the inference endpoint is Running.
@@ -260,6 +269,10 @@ class ProgressWatcher:
     :param watch: watch mode, for the publication watcher.
     :param mark: watch mode: what was seen of the model before, ``{"published": bool, "publications": int}``.
     :param fire_on_start: watch mode: a model already published when first seen counts as a publication.
+    :param submitted_at: when the train POST of the training waited for was answered (epoch seconds), or ``None``.
+        Right after a retrain is submitted the progress endpoint may still show the previous training's final
+        status (as it may answer 404 for a new model): within :attr:`stale_window` of the submit, ``Completed``
+        or ``Failed`` seen before any running status is taken as that previous training's, and polled again.
     """
 
     def __init__(
@@ -274,6 +287,7 @@ class ProgressWatcher:
         watch: bool = False,
         mark: Mapping[str, Any] | None = None,
         fire_on_start: bool = False,
+        submitted_at: float | None = None,
     ) -> None:
         self.model_id = model_id
         self.wait_for_inference = wait_for_inference
@@ -290,6 +304,15 @@ class ProgressWatcher:
         self.watch = watch
         self.fire_on_start = fire_on_start
         self.mark: dict[str, Any] | None = dict(mark) if mark is not None else None
+        self.submitted_at = submitted_at
+        #: Final statuses seen after the submit, before the new training showed (see ``submitted_at``).
+        self.stale = 0
+        self._seen_running = submitted_at is None
+
+    @property
+    def stale_window(self) -> float:
+        """Seconds after the submit during which a final status seen first is the previous training's."""
+        return self.max_consecutive_failures * self.poll_interval
 
     # --- the decision ----------------------------------------------------------------------------------------
 
@@ -304,7 +327,7 @@ class ProgressWatcher:
         if self.watch:
             return self._watch_step(observation, now)
         if isinstance(observation, TrainingProgress):
-            outcome = self.on_progress(observation)
+            outcome = self.on_progress(observation, now)
         else:
             outcome = self.on_error(observation)
         outcome = outcome or self.check_deadline(now)
@@ -320,16 +343,21 @@ class ProgressWatcher:
             self.log.info("%s: %s", self.model_id, observation.describe())
         self.last = observation
         published = observation.is_published
+        # A real training shows a documented running status: only after one does "published" count as a new
+        # publication (an inference endpoint restarting, or an unknown status, is no training).
+        training = observation.is_active and observation.training_status is not TrainingStatus.UNKNOWN
         if self.mark is None:
             # First real sight: the starting point, a publication only if the user asked for it.
             fire = published and self.fire_on_start
-            self.mark = {"published": published, "publications": 0}
+            self.mark = {"published": published, "publications": 0, "training": training}
         else:
-            fire = published and not self.mark["published"]
+            fire = published and not self.mark["published"] and bool(self.mark.get("training"))
             self.mark["published"] = published
+            self.mark["training"] = bool(self.mark.get("training")) or training
         if not fire:
             return Decision(delay)
         self.mark["publications"] += 1
+        self.mark["training"] = False
         return Decision(delay, publication=int(self.mark["publications"]))
 
     def _watch_failed(self, exc: BaseException) -> None:
@@ -349,13 +377,33 @@ class ProgressWatcher:
 
     # --- the parts of the decision (pure; ``step`` is what waiters call) -------------------------------------
 
-    def on_progress(self, progress: TrainingProgress) -> WaitOutcome | None:
+    def on_progress(self, progress: TrainingProgress, now: float | None = None) -> WaitOutcome | None:
         """
         Record a poll result; return an outcome when the wait is over.
 
         :param progress: what the progress endpoint said.
+        :param now: current wall-clock time.
         """
         self.failures = 0
+        if progress.is_active:
+            self._seen_running = True
+        elif not self._seen_running and self._within_stale_window(time.time() if now is None else now):
+            self.stale += 1
+            if self.stale == 1:
+                self.log.info(
+                    "%s: still shows %s right after the submit: the previous training's status; waiting for the new "
+                    "training to show",
+                    self.model_id,
+                    progress.describe(),
+                )
+            return None
+        elif not self._seen_running and self.stale and not self.restarted:
+            self.restarted = True  # the new training never showed: its result cannot be told from the old one's
+            self.log.warning(
+                "%s: the training submitted never showed as running; taking %s as its result, without claiming it",
+                self.model_id,
+                progress.describe(),
+            )
         if self.last is None or progress.describe() != self.last.describe():
             self.log.info("%s: %s", self.model_id, progress.describe())
             if progress.training_status is TrainingStatus.UNKNOWN:
@@ -383,6 +431,9 @@ class ProgressWatcher:
             what = "trained and published" if self.wait_for_inference else "trained"
             return WaitOutcome("success", f"Sestek model {self.model_id!r} is {what}", progress, self.restarted)
         return None
+
+    def _within_stale_window(self, now: float) -> bool:
+        return self.submitted_at is not None and now < self.submitted_at + self.stale_window
 
     def on_error(self, exc: BaseException) -> WaitOutcome | None:
         """

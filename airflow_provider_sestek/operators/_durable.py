@@ -26,8 +26,8 @@ default retention (which may expire during a long wait).
 
 The progress endpoint names no training: a retry that finds a training of the model cannot tell the one an
 earlier try submitted from a later one started elsewhere. Only the try that got the POST's answer, and a
-wait that saw no restart, claims the experiment id; otherwise the result says the id is unknown (and names
-the experiment the earlier try submitted).
+wait that saw no restart, claims the experiment id; a later try never does (the result says the id is
+unknown, and names the experiment the earlier try submitted).
 """
 
 from __future__ import annotations
@@ -191,11 +191,11 @@ class DurableTraining:
     def claimed_experiment_id(self) -> str | None:
         """The experiment id the task may report as its training's."""
         record = self.record
-        if record is None or not record.verified:
+        # Only the try whose POST was answered: a later try cannot tell whether the model was retrained since
+        # (even a result an earlier try returned may no longer be what the model serves).
+        if record is None or not record.verified or record.try_number != self.try_number:
             return None
-        if record.phase == "completed" or record.try_number == self.try_number:
-            return record.experiment_id
-        return None
+        return record.experiment_id
 
     @property
     def submitted_experiment_id(self) -> str | None:

@@ -29,7 +29,14 @@ from airflow_provider_sestek.operators._mapping import (
     refuse_default_args_secret,
     refuse_mapped_secret,
 )
-from airflow_provider_sestek.waiting import WaitSpec, check_poll_interval, raise_for_outcome, result_dict, seconds
+from airflow_provider_sestek.waiting import (
+    WaitSpec,
+    check_poll_interval,
+    raise_for_outcome,
+    result_dict,
+    seconds,
+    short,
+)
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -165,6 +172,8 @@ class SestekTrainOperator(BaseOperator):
         self.sestek_portal_url: str | None = None
         #: The Sestek experiment id of the training this run submitted or resumed (the asset event's extra).
         self._experiment_id: str | None = None
+        #: When this run's train POST was answered (the wait then ignores the previous training's final status).
+        self._submitted_at: float | None = None
 
     @classmethod
     def partial(cls, **kwargs: Any) -> Any:  # type: ignore[override]
@@ -276,14 +285,16 @@ class SestekTrainOperator(BaseOperator):
         if attached_to is not None:
             durable.attached()
             return attached_to, False, None
-        experiment_id = experiment.get("id")
+        # The server's id goes to XCom, the record and the asset event: bounded, whatever it sends.
+        experiment_id = short(experiment["id"], 200) if experiment.get("id") else None
         self.log.info(
             "Submitted Sestek training of model %s (experiment %s, status %s)",
             self.model_id,
             experiment_id,
-            experiment.get("statusMessage"),
+            short(experiment.get("statusMessage"), 100),
         )
-        durable.submitted(str(experiment_id) if experiment_id else None)
+        durable.submitted(experiment_id)
+        self._submitted_at = time.time()
         progress = api.parse_progress({"percent": experiment.get("percent", 0), "trainingStatus": "Initialized"})
         return progress, False, None
 
@@ -352,6 +363,7 @@ class SestekTrainOperator(BaseOperator):
             poll_interval=float(self.poll_interval),
             end_time=end_time,
             max_consecutive_failures=self.max_consecutive_failures,
+            submitted_at=self._submitted_at,
         )
 
     def _succeeded(

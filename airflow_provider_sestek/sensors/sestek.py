@@ -40,7 +40,7 @@ class SestekTrainingSensor(BaseSensorOperator):
         survives reschedules: on Airflow 3.3+ it lives in the task state store (per try, so a retry starts
         from zero); on older Airflow a poke in ``reschedule`` mode retries a failing poll itself, up to the
         limit, ``poke_interval`` apart, before it gives the worker slot back. The deferrable mode hands the
-        remaining count to the trigger.
+        current count to the trigger, whose rule goes on from it (a successful poll resets it, as in every mode).
     :return: ``{"model_id", "training_status", "inference_status", "percent"}``.
     """
 
@@ -113,9 +113,10 @@ class SestekTrainingSensor(BaseSensorOperator):
             return first.xcom_value
         timeout = float(self.timeout) if self.timeout is not None else None
         spec = self._spec(time.time() + timeout if timeout is not None else None)
-        # The failures of the first poke count too: the trigger gets what is left.
-        left = max(self.max_consecutive_failures - self._watcher.failures, 1)
-        spec = dataclasses.replace(spec, max_consecutive_failures=left)
+        # The failures of the first poke count too: the trigger's rule starts from them (a success resets them).
+        spec = dataclasses.replace(
+            spec, initial_failures=min(self._watcher.failures, self.max_consecutive_failures - 1)
+        )
         defer_wait(self, spec, sestek_conn_id=self.sestek_conn_id, request_deadline=self.hook.config.timeout)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:

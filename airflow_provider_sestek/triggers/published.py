@@ -46,7 +46,8 @@ class PublicationWatermark:
     """
     What the trigger has seen of each model: the marks its rules start from and the form they are stored in.
 
-    :param state: a stored watermark, ``{model_id: {"published": bool, "publications": int}}``.
+    :param state: a stored watermark, ``{model_id: {"published": bool, "publications": int, "training": bool}}``
+        (``training``: a running training was seen since the last publication).
     """
 
     def __init__(self, state: Any = None) -> None:
@@ -58,7 +59,13 @@ class PublicationWatermark:
                     continue
                 publications = mark.get("publications") or 0
                 if isinstance(publications, int) and not isinstance(publications, bool) and publications >= 0:
-                    self.state[str(model_id)] = {"published": mark["published"], "publications": publications}
+                    # Marks stored before "training" existed: a not-published one was a real observation then.
+                    training = mark["training"] if isinstance(mark.get("training"), bool) else not mark["published"]
+                    self.state[str(model_id)] = {
+                        "published": mark["published"],
+                        "publications": publications,
+                        "training": training,
+                    }
 
 
 class SestekModelPublishedTrigger(BaseEventTrigger):

@@ -36,6 +36,9 @@ class SestekTrainingTrigger(BaseTrigger):
     :param end_time: absolute deadline in epoch seconds, or ``None`` to wait forever.
     :param wait_for_inference: after ``Completed`` keep polling until ``inferenceStatus`` is Running.
     :param max_consecutive_failures: failed polls in a row before the wait gives up.
+    :param submitted_at: when the task's train POST was answered (epoch seconds; ``None`` for a training it
+        attached to): right after it, the previous training's final status is not taken for the new one's.
+    :param initial_failures: failed polls already in a row when the wait starts (a sensor's first poke).
     """
 
     def __init__(
@@ -46,6 +49,8 @@ class SestekTrainingTrigger(BaseTrigger):
         end_time: float | None = None,
         wait_for_inference: bool = True,
         max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,
+        submitted_at: float | None = None,
+        initial_failures: int = 0,
     ) -> None:
         super().__init__()
         self.model_id = model_id
@@ -56,6 +61,8 @@ class SestekTrainingTrigger(BaseTrigger):
             poll_interval=float(poll_interval),
             end_time=float(end_time) if end_time is not None else None,
             max_consecutive_failures=int(max_consecutive_failures),
+            submitted_at=float(submitted_at) if submitted_at is not None else None,
+            initial_failures=int(initial_failures),
         )
 
     @classmethod
@@ -73,6 +80,8 @@ class SestekTrainingTrigger(BaseTrigger):
             end_time=spec.end_time,
             wait_for_inference=spec.wait_for_inference,
             max_consecutive_failures=spec.max_consecutive_failures,
+            submitted_at=spec.submitted_at,
+            initial_failures=spec.initial_failures,
         )
 
     @property
@@ -106,6 +115,8 @@ class SestekTrainingTrigger(BaseTrigger):
                 "end_time": self.end_time,
                 "wait_for_inference": self.wait_for_inference,
                 "max_consecutive_failures": self.max_consecutive_failures,
+                "submitted_at": self.spec.submitted_at,
+                "initial_failures": self.spec.initial_failures,
             },
         )
 

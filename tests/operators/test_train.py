@@ -244,3 +244,27 @@ def test_retry_attaches_to_a_training_that_finished_meanwhile(emulator_factory, 
         assert emu.counters["trainings_created"] == 1
     else:  # no task state store: the finished training is retrained, as documented
         assert emu.counters["trainings_created"] == 2
+
+
+@pytest.mark.usefixtures("airflow_db")
+@pytest.mark.parametrize("deferrable", [False, True], ids=["sync", "deferrable"])
+def test_a_retrain_is_not_done_while_the_previous_training_still_shows(
+    sestek_conn: SestekEmulator, faq: str, deferrable: bool
+) -> None:
+    """
+    Right after the POST the progress endpoint may still answer the previous training's Completed/Running (as it
+    may answer 404 for a new model): the task waits for the new training instead of succeeding on the old one.
+    """
+    from airflow_provider_sestek.testing import Fault
+
+    assert run_task(lambda: train(faq)).state == "success"
+    old = json.dumps({"percent": 100, "trainingStatus": "Completed", "inferenceStatus": "Running"})
+    # One answer for the look before the submit, then two of the previous training after it.
+    sestek_conn.add_fault(
+        Fault(endpoint="progress", kind="raw", raw_body=old, content_type="application/json", count=3)
+    )
+    result = run_task(lambda: train(faq, deferrable=deferrable))
+    assert result.state == "success", result
+    training = sestek_conn.trainings["faq-bot"]
+    assert sestek_conn.counters["trainings_created"] == 2
+    assert (training.status, training.inference_status) == ("Completed", "Running")  # the new one, waited for

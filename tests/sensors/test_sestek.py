@@ -76,3 +76,36 @@ def test_bad_model_id_before_any_request(sestek_conn: SestekEmulator, capsys) ->
     assert result.task_states["under_test"] == "failed"
     assert "Invalid model_id = 'Not Valid'" in "".join(capsys.readouterr())
     assert sestek_conn.requests == []
+
+
+@pytest.mark.parametrize("mode", ["poke", "reschedule", "deferrable"])
+def test_a_successful_poll_resets_the_failure_count_in_every_mode(
+    sestek_conn: SestekEmulator, tmp_path: Path, mode: str
+) -> None:
+    """
+    404, Training, 404, 404, Training, 404, 404, then the real lifecycle: never three failures in a row, so
+    ``max_consecutive_failures=3`` holds in every mode (the deferrable one used to hand the trigger a lower limit).
+    """
+    import json
+
+    from airflow_provider_sestek.testing import Fault
+
+    submit(tmp_path)
+    training = json.dumps({"percent": 50, "trainingStatus": "Training", "inferenceStatus": None})
+
+    def not_found() -> Fault:
+        return Fault(endpoint="progress", kind="status", status=404, body="abp", count=1)
+
+    def running() -> Fault:
+        return Fault(endpoint="progress", kind="raw", raw_body=training, content_type="application/json", count=1)
+
+    for fault in (not_found(), running(), not_found(), not_found(), running(), not_found(), not_found()):
+        sestek_conn.add_fault(fault)
+    result = run_task(
+        lambda: sensor(
+            deferrable=mode == "deferrable",
+            mode="reschedule" if mode == "reschedule" else "poke",
+            max_consecutive_failures=3,
+        )
+    )
+    assert result.task_states["under_test"] == "success", result

@@ -242,7 +242,8 @@ def test_restart_with_the_stored_watermark_does_not_fire_again(sestek_conn: Sest
 
     first, second = asyncio.run(scenario())
     assert [e["publication"] for e in first] == [1] and second == []
-    assert store.values["sestek_publications:sestek_default"] == {"faq-bot": {"published": True, "publications": 1}}
+    stored = store.values["sestek_publications:sestek_default"]
+    assert stored == {"faq-bot": {"published": True, "publications": 1, "training": False}}
 
 
 @needs_airflow_3
@@ -294,6 +295,33 @@ def test_a_model_first_seen_after_404s_is_a_starting_point(sestek_conn: SestekEm
         await asyncio.to_thread(publish, "faq-bot", data)
         async with watching(trigger("faq-bot"), store) as events:
             await polls(sestek_conn, "faq-bot", 3)
+            return events
+
+    assert asyncio.run(scenario()) == []
+
+
+def _answer(training: str, inference: str | None) -> Fault:
+    body = json.dumps({"percent": 100, "trainingStatus": training, "inferenceStatus": inference})
+    return Fault(endpoint="progress", kind="raw", raw_body=body, content_type="application/json", count=1)
+
+
+@needs_airflow_3
+@pytest.mark.parametrize(
+    ("training", "inference"),
+    [("Completed", "Pending"), ("Completed", None), ("Deploying", None)],
+    ids=["inference-restarts", "inference-unset", "unknown-status"],
+)
+def test_no_training_between_two_published_answers_is_no_publication(
+    sestek_conn: SestekEmulator, data: Path, training: str, inference: str | None
+) -> None:
+    """The inference endpoint restarting, or a status nobody documented, is not a retrain: nothing fires."""
+    publish("faq-bot", data)
+
+    async def scenario() -> list[dict[str, Any]]:
+        async with watching(trigger("faq-bot")) as events:
+            await polls(sestek_conn, "faq-bot", 2)  # published: the starting point
+            sestek_conn.add_fault(_answer(training, inference))
+            await polls(sestek_conn, "faq-bot", 4)
             return events
 
     assert asyncio.run(scenario()) == []

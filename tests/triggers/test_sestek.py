@@ -34,7 +34,7 @@ def run(trigger: SestekTrainingTrigger) -> list[dict[str, Any]]:
 
 
 def test_serializes_ids_and_numbers_only(sestek_conn: SestekEmulator) -> None:
-    trigger = SestekTrainingTrigger("faq-bot", poll_interval=5, end_time=1_900_000_000.0)
+    trigger = SestekTrainingTrigger("faq-bot", poll_interval=5, end_time=1_900_000_000.0, submitted_at=1.8e9)
     path, kwargs = trigger.serialize()
     assert path == "airflow_provider_sestek.triggers.sestek.SestekTrainingTrigger"
     assert kwargs == {
@@ -44,6 +44,8 @@ def test_serializes_ids_and_numbers_only(sestek_conn: SestekEmulator) -> None:
         "end_time": 1_900_000_000.0,
         "wait_for_inference": True,
         "max_consecutive_failures": 10,
+        "submitted_at": 1.8e9,
+        "initial_failures": 0,
     }
     json.dumps(kwargs)  # stored as plain JSON in the metadata DB
     text = json.dumps(kwargs) + repr(trigger)

@@ -1,6 +1,6 @@
 """
-Attack (held): a model that goes Completed but whose inference never reaches Running (Pending, Stopped,
-Failed) does not fire; when inference does come up Running, it fires exactly once.
+Attack (held): a model in training that goes Completed but whose inference never reaches Running (Pending,
+Stopped, Failed) does not fire; when inference does come up Running, it fires exactly once.
 """
 
 from __future__ import annotations
@@ -17,6 +17,10 @@ from tests.triggers.test_published import needs_airflow_3, polls, until, watchin
 def test_completed_without_running_inference_does_not_fire(sestek_conn: SestekEmulator) -> None:
     from tests.triggers.test_published import trigger
 
+    training = {"percent": 50, "trainingStatus": "Training", "inferenceStatus": None}
+    sestek_conn.add_fault(
+        Fault(endpoint="progress", kind="raw", raw_body=json.dumps(training), content_type="application/json")
+    )
     for status in ("Pending", "Stopped", "Failed", None):
         body = {"percent": 100, "trainingStatus": "Completed", "inferenceStatus": status}
         sestek_conn.add_fault(
@@ -29,7 +33,7 @@ def test_completed_without_running_inference_does_not_fire(sestek_conn: SestekEm
 
     async def scenario() -> list[dict[str, Any]]:
         async with watching(trigger("ghost-bot")) as events:
-            await polls(sestek_conn, "ghost-bot", 10)  # 12 non-Running answers queued
+            await polls(sestek_conn, "ghost-bot", 10)  # 13 non-Running answers queued
             assert events == []
             await until(lambda: len(events) == 1)
             await polls(sestek_conn, "ghost-bot", 10)

@@ -1,1 +1,0 @@
-from tests.reliability.conftest import fast_retries  # noqa: F401
