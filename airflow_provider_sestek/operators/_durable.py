@@ -185,6 +185,23 @@ class DurableTraining:
         number = getattr(ti, "try_number", None)
         return cls(operator, store, number if isinstance(number, int) else None, end_time)
 
+    def resumed(self, pushed_experiment_id: Any) -> None:
+        """
+        Resuming after a deferral without a store (Airflow before 3.3, ``durable=False``): the experiment id this
+        try pushed to XCom after its POST was answered (XCom is cleared when a try starts) stands for the record.
+
+        :param pushed_experiment_id: the task's ``experiment_id`` XCom, or ``None``.
+        """
+        if (
+            self.store is None
+            and self.record is None
+            and isinstance(pushed_experiment_id, str)
+            and pushed_experiment_id
+        ):
+            self.record = DurableRecord(
+                self.model_id, "submitted", short(pushed_experiment_id, 200), False, self.try_number, True
+            )
+
     # --- what the record says -----------------------------------------------------------------------------------
 
     @property

@@ -395,7 +395,10 @@ class SestekTrainOperator(BaseOperator):
         self._portal_url()
         result = raise_for_outcome(self.model_id, event)
         restarted = isinstance(event, dict) and event.get("restarted") is True
-        return self._succeeded(context, DurableTraining.of(self, context, None), result, restarted=restarted)
+        durable = DurableTraining.of(self, context, None)
+        if durable.store is None and (ti := context.get("ti")) is not None:
+            durable.resumed(ti.xcom_pull(task_ids=self.task_id, key="experiment_id", map_indexes=ti.map_index))
+        return self._succeeded(context, durable, result, restarted=restarted)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """
