@@ -27,6 +27,13 @@ from airflow_provider_sestek.exceptions import (
 
 # Longest server message quoted in an exception: an HTML error page must not flood the task log.
 _MAX_MESSAGE = 300
+# The bounds of an error envelope's fields (ABP ``error.message``/``details``/``code``/``validationErrors``,
+# OpenIddict ``error``/``error_description``): each is quoted in the exception text and the task log.
+MAX_ERROR_MESSAGE = 500
+MAX_ERROR_CODE = 100
+MAX_VALIDATION_ERRORS = 20
+MAX_VALIDATION_MESSAGE = 200
+MAX_VALIDATION_MEMBERS = 10
 # The in-progress rejection is documented only by its text; match it whatever the status code.
 _IN_PROGRESS_TEXT = "training is still in progress for the same model id"
 
@@ -203,16 +210,14 @@ def error_from_response(
     if isinstance(data, dict):
         error = data.get("error")
         if isinstance(error, dict):  # ABP envelope
-            message = str(error.get("message") or message)
-            code = str(error["code"]) if error.get("code") else None
-            details = str(error["details"]) if error.get("details") else None
-            for item in error.get("validationErrors") or []:
-                if isinstance(item, dict):
-                    members = [str(m) for m in item.get("members") or []]
-                    validation.append((str(item.get("message", "")), members))
+            if error.get("message"):
+                message = excerpt(str(error["message"]), MAX_ERROR_MESSAGE, secrets)
+            code = excerpt(str(error["code"]), MAX_ERROR_CODE, secrets) if error.get("code") else None
+            details = excerpt(str(error["details"]), MAX_ERROR_MESSAGE, secrets) if error.get("details") else None
+            validation = _validation_errors(error.get("validationErrors"), secrets)
         elif isinstance(error, str):  # OpenIddict / RFC 6749
-            code = error
-            message = str(data.get("error_description") or error)
+            code = excerpt(error, MAX_ERROR_CODE, secrets)
+            message = excerpt(str(data.get("error_description") or error), MAX_ERROR_MESSAGE, secrets)
     if endpoint.endswith(TOKEN_PATH):
         hint = " Check the Client ID and Client Secret." if status in (400, 401) else ""
         if status in (400, 401, 403):
@@ -255,6 +260,27 @@ def error_from_response(
     if inference and status in (404, 503):
         return SestekModelNotPublished(**kwargs)
     return SestekApiError(**kwargs)
+
+
+def _validation_errors(raw: Any, secrets: Sequence[str]) -> list[tuple[str, list[str]]]:
+    """
+    ABP ``validationErrors`` as ``(message, members)`` pairs, bounded: at most
+    :data:`MAX_VALIDATION_ERRORS` of them (then one ``(N more)`` entry), each message and member cut to
+    :data:`MAX_VALIDATION_MESSAGE` characters (redacted first), at most :data:`MAX_VALIDATION_MEMBERS`
+    members each (then a ``(N more)`` member). Anything but a list of objects is not a validation error.
+    """
+    items = [item for item in raw if isinstance(item, dict)] if isinstance(raw, list) else []
+    validation: list[tuple[str, list[str]]] = []
+    for item in items[:MAX_VALIDATION_ERRORS]:
+        raw_members = item.get("members")
+        raw_members = raw_members if isinstance(raw_members, list) else []
+        members = [excerpt(str(m), MAX_VALIDATION_MESSAGE, secrets) for m in raw_members[:MAX_VALIDATION_MEMBERS]]
+        if len(raw_members) > MAX_VALIDATION_MEMBERS:
+            members.append(f"({len(raw_members) - MAX_VALIDATION_MEMBERS} more)")
+        validation.append((excerpt(str(item.get("message", "")), MAX_VALIDATION_MESSAGE, secrets), members))
+    if len(items) > MAX_VALIDATION_ERRORS:
+        validation.append((f"({len(items) - MAX_VALIDATION_ERRORS} more validation errors)", []))
+    return validation
 
 
 def redirect_error(method: str, endpoint: str, status: int, location: str | None) -> SestekApiError:

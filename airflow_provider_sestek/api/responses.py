@@ -164,7 +164,54 @@ def parse_inference(status: int, body: bytes, endpoint: str, secrets: Iterable[s
                 message=f"inference result {index} is not an answer (an object with a text 'answer'): "
                 f"{excerpt(repr(item), 80, secrets)}",
             )
+        _check_docs(index, item.get("docs"), endpoint, status, secrets)
     return result
+
+
+def _check_docs(index: int, docs: Any, endpoint: str, status: int, secrets: Iterable[str]) -> None:
+    """
+    An answer's ``docs``: absent, ``null`` or a list of objects whose ``source`` (when there is one) is a
+    string. Anything else is an error naming the result, never coerced: a ``source`` that is an object
+    would reach the XCom as it is.
+    """
+    if docs is None:
+        return
+
+    def bad(what: str, value: Any) -> SestekApiError:
+        return SestekApiError(
+            method="POST",
+            endpoint=endpoint,
+            status=status,
+            message=f"inference result {index} has {what}: {excerpt(repr(value), 80, secrets)}",
+        )
+
+    if not isinstance(docs, list):
+        raise bad("'docs' that is not a list", docs)
+    for number, doc in enumerate(docs):
+        if not isinstance(doc, dict):
+            raise bad(f"a document {number} that is not an object", doc)
+        source = doc.get("source")
+        if source is not None and not isinstance(source, str):
+            raise bad(f"a document {number} whose 'source' is not a string", source)
+
+
+#: The most sources kept of one answer, and the longest source name kept.
+MAX_SOURCES = 50
+MAX_SOURCE_LENGTH = 300
+
+
+def answer_sources(result: dict[str, Any]) -> tuple[list[str], int]:
+    """
+    The source names of one answer (parsed by :func:`parse_inference`), as an operator returns them:
+    at most :data:`MAX_SOURCES`, each cut to :data:`MAX_SOURCE_LENGTH` characters (``...`` included).
+
+    :param result: one inference result.
+    :return: the sources kept and how many more there were.
+    """
+    docs = result.get("docs") or []
+    sources = [d["source"] for d in docs if isinstance(d, dict) and isinstance(d.get("source"), str)]
+    kept = [excerpt(source, MAX_SOURCE_LENGTH) for source in sources[:MAX_SOURCES]]
+    return kept, len(sources) - len(kept)
 
 
 def check_inference_results(questions: int, results: Sequence[Any], endpoint: str) -> None:

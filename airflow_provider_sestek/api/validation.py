@@ -42,6 +42,31 @@ def validate_model_id(model_id: object, field_name: str = "model_id") -> str:
     return model_id
 
 
+#: Tenant names: URL-safe characters only, so neither an inference URL nor a model asset URI ever needs
+#: percent-encoding (and no ``/``, ``?`` or ``..`` can change which URL is called).
+TENANT_PATTERN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$")
+TENANT_RULE = "letters, digits, '.', '_' and '-', starting and ending with a letter or digit"
+
+
+def validate_tenant(tenant: object, field_name: str = "tenant") -> str:
+    """
+    Check the tenant rule (:data:`TENANT_RULE`): the one rule of the connection's ``tenant`` extra and of
+    the tenant of a model asset URI.
+
+    :param tenant: a tenant name.
+    :param field_name: parameter named in the error.
+    :return: the tenant.
+    :raises SestekValidationError: no tenant, or one that breaks the rule.
+    """
+    if tenant is None or tenant == "":
+        raise SestekValidationError(
+            field_name, None, "is required in a model asset URI (set the connection's extra 'tenant' or pass tenant=)"
+        )
+    if not isinstance(tenant, str) or not TENANT_PATTERN.fullmatch(tenant):
+        raise SestekValidationError(field_name, tenant, f"must be {TENANT_RULE}")
+    return tenant
+
+
 def validate_http_url(value: object, field_name: str) -> str:
     """
     Check that a value is an absolute http(s) URL with a host.

@@ -12,21 +12,22 @@ Nothing here imports Airflow at module level: the operator module imports this o
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from airflow_provider_sestek import api
 from airflow_provider_sestek.api.urls import _split, _valid_hostname
+
+# The tenant rule is the connection's (api.validation); re-exported here, where it was first defined.
+from airflow_provider_sestek.api.validation import TENANT_PATTERN as TENANT_PATTERN
+from airflow_provider_sestek.api.validation import TENANT_RULE as TENANT_RULE
+from airflow_provider_sestek.api.validation import validate_tenant as validate_tenant
 from airflow_provider_sestek.exceptions import SestekConfigError, SestekValidationError
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Asset
 
 SCHEME = "sestek"
-#: Tenant names as the asset URI takes them: URL-safe characters only, so a URI never needs percent-encoding.
-TENANT_PATTERN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$")
-TENANT_RULE = "letters, digits, '.', '_' and '-', starting and ending with a letter or digit"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -59,21 +60,6 @@ def model_identity(base_url: str, tenant: str | None, model_id: str) -> tuple[st
     """
     name = f"{tenant}/{model_id}" if tenant else str(model_id)
     return f"{SCHEME}://{api_authority(base_url)}", name
-
-
-def validate_tenant(tenant: object, field_name: str = "tenant") -> str:
-    """
-    :param tenant: a tenant name.
-    :param field_name: parameter named in the error.
-    :return: the tenant.
-    """
-    if tenant is None or tenant == "":
-        raise SestekValidationError(
-            field_name, None, "is required in a model asset URI (set the connection's extra 'tenant' or pass tenant=)"
-        )
-    if not isinstance(tenant, str) or not TENANT_PATTERN.fullmatch(tenant):
-        raise SestekValidationError(field_name, tenant, f"must be {TENANT_RULE}")
-    return tenant
 
 
 def model_asset_uri(

@@ -13,7 +13,7 @@ from functools import cached_property, lru_cache
 from typing import Any, Literal
 
 from airflow_provider_sestek import api
-from airflow_provider_sestek.exceptions import SestekConfigError
+from airflow_provider_sestek.exceptions import SestekConfigError, SestekValidationError
 
 ClientKind = Literal["training", "inference"]
 
@@ -91,6 +91,21 @@ def _timeout(raw: Any) -> float:
         # waiting a day is already a hung request.
         raise SestekConfigError("timeout", f"{raw!r} is more than {MAX_TIMEOUT:g} seconds (one day)")
     return seconds
+
+
+def _tenant(raw: Any) -> str | None:
+    """
+    The ``tenant`` extra, checked when the connection is read (:func:`api.validate_tenant`): a tenant
+    goes into the inference URL's path and the model asset URI, so ``a/b``, ``..`` or ``a?x=1`` would call
+    another URL, and only the asset event at the end of a training would notice.
+    """
+    if raw is None:
+        return None
+    try:
+        return api.validate_tenant(raw)
+    except SestekValidationError as exc:
+        shown = api.excerpt(repr(raw), 80)
+        raise SestekConfigError("tenant", f"{shown} {exc.rule}") from None
 
 
 @dataclass(frozen=True)
@@ -183,7 +198,7 @@ class SestekConnectionConfig:
                     )
                 check_ca(verify)
         timeout = _timeout(get("timeout"))
-        tenant = get("tenant")
+        tenant = _tenant(get("tenant"))
         portal = get("portal_url")
         return cls(
             conn_id=conn_id,
@@ -191,7 +206,7 @@ class SestekConnectionConfig:
             identity_url=identity_url,
             client_id=str(login),
             client_secret=str(password),
-            tenant=str(tenant) if tenant else None,
+            tenant=tenant,
             inference_client_id=str(inference_id) if inference_id else None,
             inference_client_secret=str(inference_secret) if inference_secret else None,
             verify=verify,

@@ -14,6 +14,11 @@ from airflow_provider_sestek.hooks.sestek import SestekHook
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
+# What one answer's log line quotes at most (about 1,000 characters in all); the XCom is not cut.
+_LOGGED_QUESTION = 200
+_LOGGED_ANSWER = 500
+_LOGGED_SOURCES = 300
+
 
 class SestekQuestionAnsweringOperator(BaseOperator):
     """
@@ -30,9 +35,12 @@ class SestekQuestionAnsweringOperator(BaseOperator):
     :param use_semantic_cache: let the server answer from its semantic cache.
     :param semantic_cache_threshold: similarity needed for a cache hit, 0-1.
     :param sestek_conn_id: the Sestek connection. (templated)
-    :return: one dict per question: ``query``, ``answer``, ``standalone_question``, ``sources`` (file names).
+    :return: one dict per question: ``query``, ``answer`` and ``standalone_question`` (whole, as the server
+        sent them), ``sources`` (file names: at most 50, each cut to 300 characters; the log line says how
+        many more there were). The log line of an answer is cut to about 1,000 characters.
     :raises SestekValidationError: a bad ``chat_history``, query or threshold, before any request.
-    :raises SestekApiError: the server answered a different number of results than questions.
+    :raises SestekApiError: the server answered a different number of results than questions, or an answer
+        whose ``docs`` is not a list of documents with a text ``source``.
     """
 
     template_fields: Sequence[str] = ("model_id", "query", "queries", "prompt", "chat_history", "sestek_conn_id")
@@ -102,14 +110,21 @@ class SestekQuestionAnsweringOperator(BaseOperator):
         api.check_inference_results(len(questions), results, endpoint)
         answers = []
         for question, result in zip(questions, results, strict=True):
+            sources, more = api.answer_sources(result)
             answer = {
                 "query": question,
                 "answer": result.get("answer"),
                 "standalone_question": result.get("standalone_question"),
-                "sources": [d.get("source") for d in result.get("docs") or [] if isinstance(d, dict)],
+                "sources": sources,
             }
-            sources = ", ".join(map(str, answer["sources"]))
-            # An answer without documents (nothing matched) gets no empty "(sources: )" tail.
-            self.log.info("Q: %s\nA: %s%s", question, answer["answer"], f" (sources: {sources})" if sources else "")
+            shown = api.excerpt(", ".join(sources), _LOGGED_SOURCES) + (f" ({more} more)" if more else "")
+            # An answer without documents (nothing matched) gets no empty "(sources: )" tail. The log line is
+            # bounded (the XCom keeps the whole answer): a server's answer may be of any length.
+            self.log.info(
+                "Q: %s\nA: %s%s",
+                api.excerpt(question, _LOGGED_QUESTION),
+                api.excerpt(answer["answer"], _LOGGED_ANSWER),
+                f" (sources: {shown})" if shown else "",
+            )
             answers.append(answer)
         return answers

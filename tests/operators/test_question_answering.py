@@ -79,3 +79,47 @@ def test_needs_a_question(sestek_conn: SestekEmulator, capsys) -> None:
     assert result.task_states["under_test"] == "failed"
     assert "give query or queries" in "".join(capsys.readouterr())
     assert sestek_conn.requests == []
+
+
+def _serve_answer(emu: SestekEmulator, result: dict) -> None:
+    import json
+
+    from airflow_provider_sestek.testing import Fault
+
+    body = json.dumps({"result": [result]})
+    emu.add_fault(Fault(endpoint="inference", kind="raw", status=200, raw_body=body, content_type="application/json"))
+
+
+def test_thousands_of_long_sources_return_fifty_cut_and_the_log_line_says_how_many_more(
+    sestek_conn: SestekEmulator, capsys
+) -> None:
+    answer = "B" * 100_000
+    docs = [{"source": "n" * 1000 + str(i)} for i in range(3000)] + [{"source": "A" * 1_000_000}]
+    _serve_answer(sestek_conn, {"answer": answer, "docs": docs})
+    result = run_task(lambda: SestekQuestionAnsweringOperator(task_id="under_test", model_id="faq-bot", query="q"))
+    assert result.state == "success"
+    (only,) = result.value
+    assert len(only["sources"]) == 50 and all(len(s) == 300 for s in only["sources"])
+    assert only["answer"] == answer  # the XCom keeps the answer whole
+    text = "".join(capsys.readouterr())
+    assert "(2951 more)" in text
+    assert max(len(line) for line in text.splitlines()) < 1_300  # the answer's log line is cut
+
+
+def test_a_source_that_is_not_text_fails_the_task_naming_the_result(sestek_conn: SestekEmulator, capsys) -> None:
+    _serve_answer(sestek_conn, {"answer": "ok", "docs": [{"source": {"k": "A" * 1_000_000}}]})
+    result = run_task(lambda: SestekQuestionAnsweringOperator(task_id="under_test", model_id="faq-bot", query="q"))
+    assert result.task_states["under_test"] == "failed"
+    text = "".join(capsys.readouterr())
+    assert "inference result 0 has a document 0 whose 'source' is not a string" in text
+    assert len(text) < 100_000
+
+
+def test_docs_that_are_not_a_list_fail_the_task_with_an_api_error_not_a_type_error(
+    sestek_conn: SestekEmulator, capsys
+) -> None:
+    _serve_answer(sestek_conn, {"answer": "ok", "docs": 5})
+    result = run_task(lambda: SestekQuestionAnsweringOperator(task_id="under_test", model_id="faq-bot", query="q"))
+    assert result.task_states["under_test"] == "failed"
+    text = "".join(capsys.readouterr())
+    assert "inference result 0 has 'docs' that is not a list: 5" in text and "TypeError" not in text
