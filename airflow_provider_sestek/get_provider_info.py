@@ -38,7 +38,10 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     },
     "timeout": {
         "label": "Timeout",
-        "description": "Read timeout of each request in seconds (default 60; connecting waits at most 10).",
+        "description": (
+            "Total deadline of each request in seconds, connecting to the last byte of the answer "
+            "(default 60; connecting waits at most 10)."
+        ),
         "schema": {"type": ["string", "null"]},
     },
     "portal_url": {
