@@ -1,10 +1,11 @@
 """
 Data-aware scheduling on the trained model: one DAG trains it, another runs when it is published.
 
-``SestekTrainOperator`` emits an asset event for ``sestek://{api host[:port]}/{tenant}/{model_id}`` once the
-model is trained *and published*. The consumer DAG is scheduled on that asset (built with ``model_asset``, never
-by hand) and asks the fresh model a question. The model's URI comes from the ``sestek_default`` connection's
-host and tenant, read when the file is parsed. Works on Airflow 2.11 too (a Dataset there).
+``SestekTrainOperator`` emits an asset event for the model once it is trained *and published*: on Airflow 3
+``Asset(name="sestek-model:sestek_default/acme-asset-bot", uri="sestek://{api host[:port]}{/base/path}/{tenant}/
+acme-asset-bot")``. The consumer DAG is scheduled on it with ``model_asset`` (never by hand): on Airflow 3 a
+reference by that name, so parsing this file reads no connection. On Airflow 2.11 it is the Dataset of the URI,
+which needs the ``sestek_default`` connection's host and tenant when the file is parsed.
 """
 
 from __future__ import annotations

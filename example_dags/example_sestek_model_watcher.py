@@ -7,6 +7,9 @@ fires once per new publication (a training started from the Sestek UI, another t
 ``fire_on_start=True`` to change that). On Airflow 3.3 the trigger keeps its watermark in the asset state
 store, so a triggerer restart does not fire again for the same publication.
 
+The watched asset is the DAG's own, ``sestek-published:sestek_default/acme-watched-bot``: a name, no URI to
+build, so parsing this file reads no connection (the trigger reads ``sestek_default`` in the triggerer).
+
 Guard: asset watchers do not exist on Airflow 2, where this file defines no DAG (it parses, empty).
 """
 
@@ -23,12 +26,11 @@ MODEL_ID = "acme-watched-bot"
 if AIRFLOW_V_3_0_PLUS:
     from airflow.sdk import DAG, Asset, AssetWatcher
 
-    from airflow_provider_sestek.assets import model_asset_uri
     from airflow_provider_sestek.operators.sestek import SestekQuestionAnsweringOperator
     from airflow_provider_sestek.triggers.published import SestekModelPublishedTrigger
 
     published = Asset(
-        model_asset_uri(MODEL_ID, sestek_conn_id="sestek_default"),
+        name=f"sestek-published:sestek_default/{MODEL_ID}",
         watchers=[
             AssetWatcher(
                 name="sestek_acme_watched_bot_published",

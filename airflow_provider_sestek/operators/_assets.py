@@ -3,8 +3,10 @@ The asset event of a training: the published model, emitted through an asset ali
 
 The model's URI is known only at run time (``model_id`` is templated, the host comes from the connection),
 so the operator declares :data:`MODEL_ALIAS` in its outlets at parse time and, on success, adds the event for
-``sestek://{host[:port]}/{tenant}/{model_id}`` to it. A DAG scheduled on ``Asset(model_asset_uri(...))`` then
-runs once per publication. Works on Airflow 2.11 too (``DatasetAlias`` / ``Dataset``, through common-compat).
+``Asset(name="sestek-model:{conn_id}/{model_id}", uri="sestek://{host[:port]}{/base/path}/{tenant}/{model_id}")``
+to it. A DAG scheduled on ``model_asset(...)`` (a reference by that name, or by that URI) then runs once per
+publication. Works on Airflow 2.11 too (``DatasetAlias`` / ``Dataset(uri)``, through common-compat: 2.11
+datasets have no name).
 """
 
 from __future__ import annotations
@@ -63,6 +65,8 @@ def emit_model_event(
     experiment_id: str | None,
     log: Any,
     submitted_experiment_id: str | None = None,
+    *,
+    sestek_conn_id: str = "sestek_default",
 ) -> str | None:
     """
     Add the published model's asset event to the alias; returns the URI, or ``None`` when nothing was emitted
@@ -74,10 +78,12 @@ def emit_model_event(
     :param experiment_id: the experiment id, when known.
     :param log: the task logger.
     :param submitted_experiment_id: see :func:`model_event_extra`.
+    :param sestek_conn_id: the connection id of the training: on Airflow 3 it is part of the asset's name
+        (:func:`~airflow_provider_sestek.assets.sestek.model_asset_name`), which consumers reference.
     """
     # Imported here, not at the top: this module is imported on every DAG parse, these only on success.
     from airflow_provider_sestek.api import TrainingProgress
-    from airflow_provider_sestek.assets.sestek import model_asset_uri, validate_tenant
+    from airflow_provider_sestek.assets.sestek import model_asset_name, model_asset_uri, validate_tenant
     from airflow_provider_sestek.exceptions import SestekValidationError
 
     if not result.get("training_status") or not TrainingProgress.from_dict(result).is_published:
@@ -91,6 +97,7 @@ def emit_model_event(
         log.warning("No asset event for model %s: %s", model_id, exc)
         return None
     from airflow.providers.common.compat.sdk import Asset, AssetAlias
+    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
 
     uri = model_asset_uri(model_id, host=cfg.base_url, tenant=cfg.tenant)
     events = context.get("outlet_events")
@@ -105,7 +112,10 @@ def emit_model_event(
         )
         return None
     extra = model_event_extra(result, experiment_id, submitted_experiment_id)
-    events[AssetAlias(name=MODEL_ALIAS)].add(Asset(uri), extra=extra)
+    # Airflow 3 keys an asset by name and URI: the name is what a DAG file can reference without reading the
+    # connection (model_asset). 2.11 datasets are keyed by URI alone.
+    asset = Asset(name=model_asset_name(model_id, sestek_conn_id), uri=uri) if AIRFLOW_V_3_0_PLUS else Asset(uri)
+    events[AssetAlias(name=MODEL_ALIAS)].add(asset, extra=extra)
     log.info("Asset event for %s (through alias %s)", uri, MODEL_ALIAS)
     return uri
 

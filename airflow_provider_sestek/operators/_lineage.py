@@ -24,7 +24,7 @@ def training_lineage(cfg: SestekConnectionConfig, model_id: str, sources: Sequen
     from airflow.providers.openlineage.extractors import OperatorLineage
 
     inputs = [Dataset(namespace=ns, name=name) for ns, name in map(lineage_name, sources)]
-    # The same naming as the model's asset URI (sestek://host[:port]/tenant/model_id).
+    # The same naming as the model's asset URI (sestek://host[:port]{/base/path}/tenant/model_id).
     from airflow_provider_sestek.assets.sestek import model_identity
 
     namespace, name = model_identity(cfg.base_url, cfg.tenant, model_id)
