@@ -139,6 +139,18 @@ class SestekModelNotPublished(SestekApiError):
     """The model has no published inference endpoint yet (unknown model, or pod not running)."""
 
 
+def where_to_look(experiment_id: str | None = None, portal_url: str | None = None) -> str:
+    """
+    The tail of a wait's error naming what to look up: ``" (experiment 3fa8...; portal https://...)"``, or ``""``.
+
+    :param experiment_id: the Sestek experiment id of the training, when known.
+    :param portal_url: the model's page in the Sestek portal, when the connection has ``portal_url``.
+    """
+    parts = [f"experiment {experiment_id}"] if experiment_id else []
+    parts += [f"portal {portal_url}"] if portal_url else []
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
 class SestekTrainingFailed(SestekError):
     """
     The training ended in ``Failed``.
@@ -146,13 +158,28 @@ class SestekTrainingFailed(SestekError):
     :param model_id: the model.
     :param status: the last training status reported.
     :param percent: the last percent reported.
+    :param experiment_id: the experiment id of the training, when known (named in the message).
+    :param portal_url: the model's portal page, when known (named in the message).
     """
 
-    def __init__(self, model_id: str, status: str, percent: int | None) -> None:
+    def __init__(
+        self,
+        model_id: str,
+        status: str,
+        percent: int | None,
+        *,
+        experiment_id: str | None = None,
+        portal_url: str | None = None,
+    ) -> None:
         self.model_id = model_id
         self.status = status
         self.percent = percent
-        super().__init__(f"Sestek training of model {model_id!r} failed: status {status}, {percent}% done")
+        self.experiment_id = experiment_id
+        self.portal_url = portal_url
+        super().__init__(
+            f"Sestek training of model {model_id!r} failed: status {status}, {percent}% done"
+            + where_to_look(experiment_id, portal_url)
+        )
 
 
 class SestekTimeout(SestekError):
@@ -162,14 +189,27 @@ class SestekTimeout(SestekError):
     :param model_id: the model.
     :param last_status: the last status seen, in words.
     :param waited: how long was waited, in seconds (``None`` if unknown).
+    :param experiment_id: the experiment id of the training, when known (named in the message).
+    :param portal_url: the model's portal page, when known (named in the message).
     """
 
-    def __init__(self, model_id: str, last_status: str, waited: float | None = None) -> None:
+    def __init__(
+        self,
+        model_id: str,
+        last_status: str,
+        waited: float | None = None,
+        *,
+        experiment_id: str | None = None,
+        portal_url: str | None = None,
+    ) -> None:
         self.model_id = model_id
         self.last_status = last_status
+        self.experiment_id = experiment_id
+        self.portal_url = portal_url
         after = f" after {waited:.0f}s" if waited is not None else ""
         super().__init__(
-            f"Timed out waiting for Sestek model {model_id!r}{after}; last status: {last_status}. "
+            f"Timed out waiting for Sestek model {model_id!r}{after}; last status: {last_status}"
+            f"{where_to_look(experiment_id, portal_url)}. "
             "The training goes on on the Sestek side (the public API has no cancel endpoint)."
         )
 

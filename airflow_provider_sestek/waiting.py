@@ -13,14 +13,13 @@ drift apart about what "done" or "failed" means.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any, Literal
+from typing import Any
 
 from airflow_provider_sestek.api import TrainingProgress, TrainingStatus
 from airflow_provider_sestek.exceptions import (
@@ -29,81 +28,23 @@ from airflow_provider_sestek.exceptions import (
     SestekTimeout,
     SestekTrainingFailed,
     SestekTransportError,
-    SestekValidationError,
 )
 
-EventStatus = Literal["success", "failed", "timeout", "error"]
-EVENT_STATUSES: tuple[EventStatus, ...] = ("success", "failed", "timeout", "error")
+# Re-exported: the publication trigger imports these from here.
+from airflow_provider_sestek.waiting_args import (
+    DEFAULT_HEARTBEAT_INTERVAL,
+    DEFAULT_MAX_CONSECUTIVE_FAILURES,
+    check_failures,
+    check_poll_interval,
+)
 
-#: Consecutive failed polls tolerated before a waiter gives up (each poll already retries inside the hook).
-DEFAULT_MAX_CONSECUTIVE_FAILURES = 10
-#: The longest duration (``timeout``) accepted: ten years.
-MAX_DURATION = 3650 * 86400.0
-#: The longest ``poll_interval`` accepted: one day.
-MAX_POLL_INTERVAL = 86400.0
-#: The longest text taken from a server into an event, XCom or log line.
-MAX_TEXT = 500
+# Re-exported: ``short`` is imported from here by the durable record.
+from airflow_provider_sestek.waiting_outcomes import Decision, WaitOutcome, human_duration, short
 
 log = logging.getLogger(__name__)
 
 #: What one poll produced: the progress, or the exception the poll raised.
 Observation = TrainingProgress | BaseException
-
-
-# --- the arguments of a wait ---------------------------------------------------------------------------------
-
-
-def _within(value: Any, *, zero_allowed: bool, most: float) -> bool:
-    """
-    ``value`` is a real number of seconds (not a bool) in range. NaN passes ``< 0``, and infinity or a huge
-    number overflows the deferral's timedelta after the submit: both are refused here, before any request.
-    """
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        return False
-    return (0 <= value if zero_allowed else 0 < value) and value <= most
-
-
-def seconds(value: float | timedelta | None, field: str) -> float | None:
-    """
-    A duration in seconds, or ``None``.
-
-    :param value: seconds or a timedelta.
-    :param field: the parameter name, for the error.
-    """
-    if value is None:
-        return None
-    number = value.total_seconds() if isinstance(value, timedelta) else value
-    if not _within(number, zero_allowed=True, most=MAX_DURATION):
-        raise SestekValidationError(
-            field,
-            value,
-            f"must be a non-negative number of seconds or a timedelta, at most {MAX_DURATION:g} (ten years)",
-        )
-    return float(number)
-
-
-def check_poll_interval(value: Any, field: str = "poll_interval") -> float:
-    """
-    :param value: the ``poll_interval`` argument.
-    :param field: the parameter name, for the error.
-    :return: it as a float.
-    """
-    if not _within(value, zero_allowed=False, most=MAX_POLL_INTERVAL):
-        raise SestekValidationError(
-            field, value, f"must be a positive number of seconds, at most {MAX_POLL_INTERVAL:g} (one day)"
-        )
-    return float(value)
-
-
-def check_failures(value: Any, field: str = "max_consecutive_failures") -> int:
-    """
-    :param value: the ``max_consecutive_failures`` argument.
-    :param field: the parameter name, for the error.
-    :return: it, at least 1.
-    """
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise SestekValidationError(field, value, "must be a whole number")
-    return max(1, value)
 
 
 # --- the exception and 404 policy -----------------------------------------------------------------------------
@@ -149,62 +90,6 @@ async def aobserve(poll: Awaitable[TrainingProgress]) -> Observation:
         return exc
 
 
-def short(text: Any, limit: int = MAX_TEXT) -> str:
-    """``text`` as a string of at most ``limit`` characters (a server's words are not stored unbounded)."""
-    value = str(text)
-    return value if len(value) <= limit else value[: limit - 3] + "..."
-
-
-# --- outcomes and decisions ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class WaitOutcome:
-    """
-    How a wait ended.
-
-    :param status: one of ``success``, ``failed``, ``timeout``, ``error``.
-    :param message: human text for logs and exceptions.
-    :param progress: the last progress seen, if any.
-    :param restarted: the model's training went from ``Completed`` back to running during the wait: the result
-        may be of a later training of the same model id (started elsewhere), not of the one waited for.
-    """
-
-    status: EventStatus
-    message: str
-    progress: TrainingProgress | None
-    restarted: bool = False
-
-    def to_event(self, model_id: str) -> dict[str, Any]:
-        """
-        The trigger event payload: everything ``execute_complete`` needs (``dag.test()`` drops defer kwargs).
-
-        :param model_id: the model waited for.
-        """
-        return {
-            "status": self.status,
-            "model_id": model_id,
-            "message": short(self.message),
-            "progress": self.progress.to_dict() if self.progress else None,
-            "restarted": self.restarted,
-        }
-
-
-@dataclass(frozen=True)
-class Decision:
-    """
-    What a waiter does after one poll.
-
-    :param delay: seconds to sleep before the next poll (when the wait goes on).
-    :param outcome: set when the wait is over.
-    :param publication: watch mode only: the number of the publication just seen (fire one event).
-    """
-
-    delay: float
-    outcome: WaitOutcome | None = None
-    publication: int | None = None
-
-
 @dataclass(frozen=True)
 class WaitSpec:
     """
@@ -218,6 +103,9 @@ class WaitSpec:
     :param submitted_at: when this task's train POST was answered (epoch seconds), ``None`` when it attached to a
         training: see :attr:`ProgressWatcher.stale_window`.
     :param initial_failures: failed polls already in a row when this wait starts.
+    :param heartbeat_interval: seconds between two "still waiting" lines in the task log.
+    :param started_at: when the wait started (epoch seconds; the submit when known), ``None`` for "now": the
+        heartbeat's elapsed time and the task's duration count from it.
     """
 
     model_id: str
@@ -228,6 +116,8 @@ class WaitSpec:
     submitted_at: float | None = None
     #: Failed polls already in a row when the wait starts (a sensor's first poke, before it deferred).
     initial_failures: int = 0
+    heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL
+    started_at: float | None = None
 
     def watcher(self, logger: logging.Logger | Any = None, known: TrainingProgress | None = None) -> ProgressWatcher:
         """
@@ -244,6 +134,8 @@ class WaitSpec:
             max_consecutive_failures=self.max_consecutive_failures,
             logger=logger,
             submitted_at=self.submitted_at,
+            heartbeat_interval=self.heartbeat_interval,
+            started=self.started_at,
         )
         rule.last = known
         rule.failures = self.initial_failures
@@ -273,6 +165,8 @@ class ProgressWatcher:
         Right after a retrain is submitted the progress endpoint may still show the previous training's final
         status (as it may answer 404 for a new model): within :attr:`stale_window` of the submit, ``Completed``
         or ``Failed`` seen before any running status is taken as that previous training's, and polled again.
+    :param heartbeat_interval: seconds between two heartbeats (:attr:`Decision.heartbeat`); not in watch mode.
+    :param started: when the wait started (epoch seconds), ``None`` for now.
     """
 
     def __init__(
@@ -288,6 +182,8 @@ class ProgressWatcher:
         mark: Mapping[str, Any] | None = None,
         fire_on_start: bool = False,
         submitted_at: float | None = None,
+        heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
+        started: float | None = None,
     ) -> None:
         self.model_id = model_id
         self.wait_for_inference = wait_for_inference
@@ -297,7 +193,10 @@ class ProgressWatcher:
         self.log = logger or log
         self.last: TrainingProgress | None = None
         self.failures = 0
-        self.started = time.time()
+        self.started = time.time() if started is None else started
+        self.heartbeat_interval = heartbeat_interval
+        #: When the last heartbeat was due (the start, before the first).
+        self.heartbeat_at = self.started
         #: A ``Completed`` was seen, then a running status: the training now running is not the one waited for.
         self.restarted = False
         self._completed_seen = False
@@ -331,7 +230,26 @@ class ProgressWatcher:
         else:
             outcome = self.on_error(observation)
         outcome = outcome or self.check_deadline(now)
-        return Decision(0.0 if outcome else self.sleep_seconds(now), outcome)
+        if outcome is not None:
+            return Decision(0.0, dataclasses.replace(outcome, started_at=self.started))
+        return Decision(self.sleep_seconds(now), heartbeat=self.heartbeat(now))
+
+    def heartbeat(self, now: float) -> str | None:
+        """
+        The "still waiting" line, once ``heartbeat_interval`` has passed since the last one (or the start).
+
+        :param now: current wall-clock time.
+        """
+        if now - self.heartbeat_at < self.heartbeat_interval:
+            return None
+        self.heartbeat_at = now
+        elapsed = human_duration(now - self.started)
+        text = f"Still waiting for model {self.model_id}: {self.last_status()}, {elapsed} elapsed"
+        if self.end_time is not None:
+            text += f", {human_duration(self.end_time - now)} left before the deadline"
+        if self.failures:
+            text += f", {self.failures} failed poll(s) in a row"
+        return text
 
     def _watch_step(self, observation: Observation, now: float) -> Decision:
         delay = self.poll_interval * random.uniform(0.9, 1.1)
@@ -490,46 +408,19 @@ class ProgressWatcher:
         return self.last.describe() if self.last else "no status received yet"
 
 
-def raise_for_outcome(model_id: str, event: Any) -> dict[str, Any]:
-    """
-    Validate a trigger event and turn it into the task result or the right exception.
-
-    :param model_id: the model the task waited for (the event must be about it).
-    :param event: the event payload from the trigger.
-    :return: the small result dict of the task.
-    """
-    if not isinstance(event, dict) or event.get("status") not in EVENT_STATUSES:
-        raise SestekError(f"Unexpected trigger event for Sestek model {model_id!r}: {event!r:.200}")
-    if event.get("model_id") != model_id:
-        raise SestekError(f"Trigger event is about model {short(event.get('model_id'), 100)!r}, expected {model_id!r}")
-    raw_progress = event.get("progress")
-    if raw_progress and not isinstance(raw_progress, dict):
-        raise SestekError(
-            f"Trigger event for Sestek model {model_id!r} has an unreadable progress: {raw_progress!r:.100}"
-        )
-    progress = TrainingProgress.from_dict(raw_progress) if raw_progress else None
-    status = event["status"]
-    if status == "success" and progress is not None:
-        if progress.training_status is not TrainingStatus.COMPLETED:
-            # Only a corrupted or forged event gets here: never report an unfinished training as done.
-            raise SestekError(
-                f"Trigger event for Sestek model {model_id!r} says success, but its progress is {progress.describe()}"
-            )
-        return result_dict(model_id, progress)
-    if status == "failed":
-        percent = progress.percent if progress else None
-        raise SestekTrainingFailed(model_id, progress.raw_training_status if progress else "Failed", percent)
-    if status == "timeout":
-        raise SestekTimeout(model_id, progress.describe() if progress else "no status received yet")
-    raise SestekError(short(event.get("message") or f"Waiting for Sestek model {model_id!r} failed"))
-
-
-def result_dict(model_id: str, progress: TrainingProgress | None) -> dict[str, Any]:
-    """
-    The small dict a task returns (and pushes to XCom).
-
-    :param model_id: the model.
-    :param progress: the last progress, if any.
-    """
-    data = progress.to_dict() if progress else {"percent": None, "training_status": None, "inference_status": None}
-    return {"model_id": model_id, **data}
+__all__ = [
+    "DEFAULT_HEARTBEAT_INTERVAL",
+    "DEFAULT_MAX_CONSECUTIVE_FAILURES",
+    "Decision",
+    "Observation",
+    "ProgressWatcher",
+    "WaitOutcome",
+    "WaitSpec",
+    "aobserve",
+    "check_failures",
+    "check_poll_interval",
+    "human_duration",
+    "is_transient",
+    "observe",
+    "short",
+]

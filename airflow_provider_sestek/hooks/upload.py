@@ -13,14 +13,16 @@ import mimetypes
 import os
 import re
 import stat
+import time
 import urllib.parse
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import IO, Any, Protocol
 
 from airflow_provider_sestek import api
 from airflow_provider_sestek.exceptions import SestekDataFileError, SestekValidationError
+from airflow_provider_sestek.hooks import upload_progress
 from airflow_provider_sestek.hooks.retry import describe_exception
 
 #: Bytes read from a data file per block of a training upload (the HTTP client asks for 16 KiB).
@@ -242,9 +244,21 @@ class MultipartBody:
         where the source is a :class:`DataFile` (opened when reached) or a file open in binary mode (sent
         from its current position to its end, and left open).
     :param boundary: the boundary (a random one by default).
+    :param progress_min_bytes: a body of at least this many bytes logs its progress (see
+        :mod:`~airflow_provider_sestek.hooks.upload_progress`); ``None``: ``PROGRESS_MIN_BYTES`` (64 MiB).
+    :param progress_interval: seconds between two progress lines; ``None``: ``PROGRESS_INTERVAL`` (30 s).
+    :param clock: the monotonic clock of the progress lines (injected by tests).
     """
 
-    def __init__(self, fields: Sequence[tuple[str, Any]], boundary: str | None = None) -> None:
+    def __init__(
+        self,
+        fields: Sequence[tuple[str, Any]],
+        boundary: str | None = None,
+        *,
+        progress_min_bytes: int | None = None,
+        progress_interval: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         import uuid
 
         from urllib3.fields import RequestField
@@ -278,6 +292,17 @@ class MultipartBody:
         self._segments.append(pending + f"--{self.boundary}--\r\n".encode())
         #: Body length in bytes (requests sends it as Content-Length).
         self.len = sum(len(s) if isinstance(s, bytes) else s.size for s in self._segments)
+        least = upload_progress.PROGRESS_MIN_BYTES if progress_min_bytes is None else progress_min_bytes
+        self._progress = (
+            upload_progress.UploadProgress(
+                self.len,
+                sum(not isinstance(s, bytes) for s in self._segments),
+                interval=upload_progress.PROGRESS_INTERVAL if progress_interval is None else progress_interval,
+                clock=clock,
+            )
+            if self.len >= least
+            else None
+        )
         self._index = 0
         self._offset = 0
         self._handle: IO[bytes] | None = None
@@ -307,7 +332,13 @@ class MultipartBody:
                 self._offset = 0
             chunks.append(chunk)
             size -= len(chunk)
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        block = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        if self._progress is not None:
+            if self._index < len(self._segments):
+                self._progress.add(len(block))
+            else:
+                self._progress.finish(len(block))
+        return block
 
     def _read_file(self, source: Source, size: int) -> bytes:
         try:

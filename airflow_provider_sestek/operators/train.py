@@ -21,7 +21,13 @@ from airflow_provider_sestek.exceptions import (
 from airflow_provider_sestek.hooks.sestek import SestekHook
 from airflow_provider_sestek.links.sestek import PORTAL_URL_XCOM_KEY, SestekModelLink, render_portal_url
 from airflow_provider_sestek.operators._assets import emit_model_event, with_model_alias
-from airflow_provider_sestek.operators._common import default_deferrable, defer_wait, wait_sync
+from airflow_provider_sestek.operators._common import (
+    default_deferrable,
+    defer_wait,
+    raise_for_outcome,
+    success_summary,
+    wait_sync,
+)
 from airflow_provider_sestek.operators._durable import Action, DurableTraining, with_success_callback
 from airflow_provider_sestek.operators._lineage import training_lineage
 from airflow_provider_sestek.operators._mapping import (
@@ -29,14 +35,14 @@ from airflow_provider_sestek.operators._mapping import (
     refuse_default_args_secret,
     refuse_mapped_secret,
 )
-from airflow_provider_sestek.waiting import (
-    WaitSpec,
+from airflow_provider_sestek.waiting import WaitSpec, short
+from airflow_provider_sestek.waiting_args import (
+    DEFAULT_HEARTBEAT_INTERVAL,
+    check_heartbeat_interval,
     check_poll_interval,
-    raise_for_outcome,
-    result_dict,
     seconds,
-    short,
 )
+from airflow_provider_sestek.waiting_outcomes import result_dict
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -99,6 +105,8 @@ class SestekTrainOperator(BaseOperator):
     :param max_consecutive_failures: failed polls in a row tolerated while waiting.
     :param durable: remember the training in the task state store (Airflow 3.3+) and follow the table above,
         as ``ResumableJobMixin`` does; ``False`` neither reads nor writes the store: every run submits.
+    :param heartbeat_interval: seconds (or a timedelta) between two "Still waiting for model ..." lines in the
+        task log while waiting (status, percent, time elapsed and left before the deadline); no extra request.
     :return: ``{"model_id", "training_status", "inference_status", "percent"}``; ``model_id`` is also
         pushed to XCom under key ``model_id`` right after submit (and ``experiment_id`` when known).
 
@@ -143,6 +151,7 @@ class SestekTrainOperator(BaseOperator):
         deferrable: bool | None = None,
         max_consecutive_failures: int = 10,
         durable: bool = True,
+        heartbeat_interval: float | timedelta = DEFAULT_HEARTBEAT_INTERVAL,
         **kwargs: Any,
     ) -> None:
         refuse_default_args_secret(kwargs.get("default_args"))
@@ -168,6 +177,7 @@ class SestekTrainOperator(BaseOperator):
         self.deferrable = default_deferrable() if deferrable is None else deferrable
         self.max_consecutive_failures = max_consecutive_failures
         self.durable = durable
+        self.heartbeat_interval = heartbeat_interval
         #: The rendered portal link, once known (read by :class:`SestekModelLink`).
         self.sestek_portal_url: str | None = None
         #: The Sestek experiment id of the training this run submitted or resumed (the asset event's extra).
@@ -221,6 +231,7 @@ class SestekTrainOperator(BaseOperator):
     def _prepare(self) -> tuple[TrainingRequest, float | None]:
         """Validate every argument after templating; no Sestek call is made."""
         check_poll_interval(self.poll_interval)
+        check_heartbeat_interval(self.heartbeat_interval)
         timeout = seconds(self.timeout, "timeout")
         request = self.hook.prepare_training(
             self.model_id, self.project_name, self.data_files, self.data_urls, self._callback()
@@ -349,7 +360,13 @@ class SestekTrainOperator(BaseOperator):
             self._defer(end_time)
         # What the submit (or attach) reported is the last status known, should no poll fit before the deadline.
         watcher = self._spec(end_time).watcher(self.log, known=progress)
-        return self._succeeded(context, durable, wait_sync(self.hook, watcher), restarted=watcher.restarted)
+        result = wait_sync(
+            self.hook,
+            watcher,
+            experiment_id=durable.submitted_experiment_id,
+            portal_url=self.sestek_portal_url or None,
+        )
+        return self._succeeded(context, durable, result, restarted=watcher.restarted, started_at=watcher.started)
 
     def _defer(self, end_time: float | None) -> None:
         self.log.info("Waiting for model %s in the triggerer (worker slot released)", self.model_id)
@@ -364,19 +381,38 @@ class SestekTrainOperator(BaseOperator):
             end_time=end_time,
             max_consecutive_failures=self.max_consecutive_failures,
             submitted_at=self._submitted_at,
+            heartbeat_interval=check_heartbeat_interval(self.heartbeat_interval),
+            # The duration reported counts from the submit, or from now for a training attached to.
+            started_at=self._submitted_at if self._submitted_at is not None else time.time(),
         )
 
     def _succeeded(
-        self, context: Context, durable: DurableTraining, result: dict[str, Any], restarted: bool
+        self,
+        context: Context,
+        durable: DurableTraining,
+        result: dict[str, Any],
+        restarted: bool,
+        started_at: float | None = None,
     ) -> dict[str, Any]:
         """
         ``execute`` returns ``result``: the record says so (a retry returns it again; Airflow's success, through
-        the success callback, makes a clear train anew); emit the published model's asset event.
+        the success callback, makes a clear train anew); emit the published model's asset event; log the
+        summary line of a trained model (``started_at``: when the submit was answered or the wait started).
         """
         claimed = durable.completed(result, restarted)
         self._experiment_id = claimed
         unclaimed = durable.submitted_experiment_id if claimed is None else None
-        emit_model_event(context, self.hook.config, result, claimed, self.log, submitted_experiment_id=unclaimed)
+        emit_model_event(
+            context,
+            self.hook.config,
+            result,
+            claimed,
+            self.log,
+            submitted_experiment_id=unclaimed,
+            sestek_conn_id=self.sestek_conn_id,
+        )
+        if summary := success_summary(result, claimed, started_at, since_submit=claimed is not None):
+            self.log.info("%s", summary)
         return result
 
     def _portal_url(self) -> str:
@@ -393,12 +429,18 @@ class SestekTrainOperator(BaseOperator):
         :param event: the trigger event.
         """
         self._portal_url()
-        result = raise_for_outcome(self.model_id, event)
-        restarted = isinstance(event, dict) and event.get("restarted") is True
         durable = DurableTraining.of(self, context, None)
         if durable.store is None and (ti := context.get("ti")) is not None:
             durable.resumed(ti.xcom_pull(task_ids=self.task_id, key="experiment_id", map_indexes=ti.map_index))
-        return self._succeeded(context, durable, result, restarted=restarted)
+        result = raise_for_outcome(
+            self.model_id,
+            event,
+            experiment_id=durable.submitted_experiment_id,
+            portal_url=self.sestek_portal_url or None,
+        )
+        restarted = isinstance(event, dict) and event.get("restarted") is True
+        started_at = event.get("started_at") if isinstance(event, dict) else None
+        return self._succeeded(context, durable, result, restarted=restarted, started_at=started_at)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Sequence
+from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -12,8 +13,11 @@ from airflow.providers.common.compat.sdk import AirflowSensorTimeout, BaseSensor
 
 from airflow_provider_sestek import api
 from airflow_provider_sestek.hooks.sestek import SestekHook
-from airflow_provider_sestek.operators._common import default_deferrable, defer_wait
-from airflow_provider_sestek.waiting import ProgressWatcher, WaitOutcome, WaitSpec, observe, raise_for_outcome
+from airflow_provider_sestek.links.sestek import render_portal_url
+from airflow_provider_sestek.operators._common import default_deferrable, defer_wait, raise_for_outcome
+from airflow_provider_sestek.waiting import ProgressWatcher, WaitSpec, observe
+from airflow_provider_sestek.waiting_args import DEFAULT_HEARTBEAT_INTERVAL, check_heartbeat_interval
+from airflow_provider_sestek.waiting_outcomes import WaitOutcome
 
 #: Key in the task state store holding the failed polls in a row (survives reschedules on Airflow 3.3+).
 FAILURES_KEY = "sestek_sensor_failures"
@@ -41,6 +45,9 @@ class SestekTrainingSensor(BaseSensorOperator):
         from zero); on older Airflow a poke in ``reschedule`` mode retries a failing poll itself, up to the
         limit, ``poke_interval`` apart, before it gives the worker slot back. The deferrable mode hands the
         current count to the trigger, whose rule goes on from it (a successful poll resets it, as in every mode).
+    :param heartbeat_interval: seconds (or a timedelta) between two "Still waiting for model ..." lines in the
+        task log while the sensor waits in ``poke`` or deferrable mode (a ``reschedule`` poke logs its poll
+        anyway); no extra request.
     :return: ``{"model_id", "training_status", "inference_status", "percent"}``.
     """
 
@@ -55,6 +62,7 @@ class SestekTrainingSensor(BaseSensorOperator):
         wait_for_inference: bool = True,
         deferrable: bool | None = None,
         max_consecutive_failures: int = 10,
+        heartbeat_interval: float | timedelta = DEFAULT_HEARTBEAT_INTERVAL,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -63,6 +71,7 @@ class SestekTrainingSensor(BaseSensorOperator):
         self.wait_for_inference = wait_for_inference
         self.deferrable = default_deferrable() if deferrable is None else deferrable
         self.max_consecutive_failures = max_consecutive_failures
+        self.heartbeat_interval = heartbeat_interval
 
     @cached_property
     def hook(self) -> SestekHook:
@@ -76,6 +85,7 @@ class SestekTrainingSensor(BaseSensorOperator):
             poll_interval=float(self.poke_interval),
             end_time=end_time,
             max_consecutive_failures=self.max_consecutive_failures,
+            heartbeat_interval=check_heartbeat_interval(self.heartbeat_interval),
         )
 
     @cached_property
@@ -95,17 +105,25 @@ class SestekTrainingSensor(BaseSensorOperator):
         counter.save()
         if outcome is None:
             return False
-        return PokeReturnValue(
-            is_done=True, xcom_value=raise_for_outcome(self.model_id, outcome.to_event(self.model_id))
-        )
+        result = raise_for_outcome(self.model_id, outcome.to_event(self.model_id), portal_url=self._portal_url())
+        return PokeReturnValue(is_done=True, xcom_value=result)
 
     def _poll_once(self) -> WaitOutcome | None:
         """One poll, judged by the wait rule (the sensor's driver of :meth:`ProgressWatcher.step`)."""
-        return self._watcher.step(observe(lambda: self.hook.get_training_progress(self.model_id))).outcome
+        decision = self._watcher.step(observe(lambda: self.hook.get_training_progress(self.model_id)))
+        if decision.heartbeat:
+            self.log.info("%s", decision.heartbeat)
+        return decision.outcome
+
+    def _portal_url(self) -> str | None:
+        """The model's portal page (named in a failure), or ``None`` when the connection defines none."""
+        cfg = self.hook.config
+        return render_portal_url(cfg.portal_url, self.model_id, cfg.tenant)
 
     def execute(self, context: Context) -> Any:
         """Poke (or reschedule) normally; in deferrable mode poke once, then hand the wait to the triggerer."""
         api.validate_model_id(self.model_id)
+        check_heartbeat_interval(self.heartbeat_interval)
         if not self.deferrable:
             return super().execute(context)
         first = self.poke(context)
@@ -115,7 +133,9 @@ class SestekTrainingSensor(BaseSensorOperator):
         spec = self._spec(time.time() + timeout if timeout is not None else None)
         # The failures of the first poke count too: the trigger's rule starts from them (a success resets them).
         spec = dataclasses.replace(
-            spec, initial_failures=min(self._watcher.failures, self.max_consecutive_failures - 1)
+            spec,
+            initial_failures=min(self._watcher.failures, self.max_consecutive_failures - 1),
+            started_at=self._watcher.started,
         )
         defer_wait(self, spec, sestek_conn_id=self.sestek_conn_id, request_deadline=self.hook.config.timeout)
 
@@ -128,7 +148,7 @@ class SestekTrainingSensor(BaseSensorOperator):
         """
         if isinstance(event, dict) and event.get("status") == "timeout":
             raise AirflowSensorTimeout(str(event.get("message")))
-        return raise_for_outcome(self.model_id, event)
+        return raise_for_outcome(self.model_id, event, portal_url=self._portal_url())
 
 
 class _FailureCounter:

@@ -11,7 +11,13 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from airflow_provider_sestek.hooks.sestek import SestekHook
 from airflow_provider_sestek.triggers._polling import polling_hook
 from airflow_provider_sestek.triggers.published import SestekModelPublishedTrigger
-from airflow_provider_sestek.waiting import DEFAULT_MAX_CONSECUTIVE_FAILURES, WaitOutcome, WaitSpec, aobserve
+from airflow_provider_sestek.waiting import WaitSpec, aobserve
+from airflow_provider_sestek.waiting_args import (
+    DEFAULT_HEARTBEAT_INTERVAL,
+    DEFAULT_MAX_CONSECUTIVE_FAILURES,
+    check_heartbeat_interval,
+)
+from airflow_provider_sestek.waiting_outcomes import WaitOutcome
 
 
 class SestekTrainingTrigger(BaseTrigger):
@@ -39,6 +45,11 @@ class SestekTrainingTrigger(BaseTrigger):
     :param submitted_at: when the task's train POST was answered (epoch seconds; ``None`` for a training it
         attached to): right after it, the previous training's final status is not taken for the new one's.
     :param initial_failures: failed polls already in a row when the wait starts (a sensor's first poke).
+    :param heartbeat_interval: seconds between two "Still waiting for model ..." lines in the triggerer's log
+        of the task (from the polls' answers: no extra request).
+    :param started_at: when the task's wait started (epoch seconds; the submit when known), ``None`` for when
+        this trigger starts: the heartbeat's elapsed time and the task's "trained in" count from it. Both have
+        defaults, so a trigger serialized by an older version loads.
     """
 
     def __init__(
@@ -51,6 +62,8 @@ class SestekTrainingTrigger(BaseTrigger):
         max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,
         submitted_at: float | None = None,
         initial_failures: int = 0,
+        heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
+        started_at: float | None = None,
     ) -> None:
         super().__init__()
         self.model_id = model_id
@@ -63,6 +76,8 @@ class SestekTrainingTrigger(BaseTrigger):
             max_consecutive_failures=int(max_consecutive_failures),
             submitted_at=float(submitted_at) if submitted_at is not None else None,
             initial_failures=int(initial_failures),
+            heartbeat_interval=check_heartbeat_interval(heartbeat_interval),
+            started_at=float(started_at) if started_at is not None else None,
         )
 
     @classmethod
@@ -82,6 +97,8 @@ class SestekTrainingTrigger(BaseTrigger):
             max_consecutive_failures=spec.max_consecutive_failures,
             submitted_at=spec.submitted_at,
             initial_failures=spec.initial_failures,
+            heartbeat_interval=spec.heartbeat_interval,
+            started_at=spec.started_at,
         )
 
     @property
@@ -117,6 +134,8 @@ class SestekTrainingTrigger(BaseTrigger):
                 "max_consecutive_failures": self.max_consecutive_failures,
                 "submitted_at": self.spec.submitted_at,
                 "initial_failures": self.spec.initial_failures,
+                "heartbeat_interval": self.spec.heartbeat_interval,
+                "started_at": self.spec.started_at,
             },
         )
 
@@ -137,6 +156,8 @@ class SestekTrainingTrigger(BaseTrigger):
             decision = watcher.step(await aobserve(hook.aget_training_progress(self.model_id, stop_at=self.end_time)))
             if decision.outcome is not None:
                 return decision.outcome
+            if decision.heartbeat:
+                self.log.info("%s", decision.heartbeat)
             await asyncio.sleep(decision.delay)
 
 

@@ -3,7 +3,8 @@ Property-based tests (hypothesis):
 
 - the model-id validator against the documented rule, written out independently here;
 - the waiting rules as a state machine: random polls, errors and clock jumps end in the right event, with
-  the error exactly at the consecutive-failure bound;
+  the error exactly at the consecutive-failure bound; a heartbeat comes exactly when one interval has passed
+  since the last (at most once per interval) and changes no other field of the decision;
 - random fault schedules against the real trigger over HTTP: the event and the exact number of requests
   match a model of the retry rules;
 - random emulator lifecycles (status sequences, percent jumps, case variants, unknown statuses) end in the
@@ -13,7 +14,9 @@ Property-based tests (hypothesis):
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import random
 import string
 import time
 from collections.abc import Iterator
@@ -113,21 +116,31 @@ fatal_errors = st.one_of(
 
 
 class WaitingRules(RuleBasedStateMachine):
-    """One wait: polls answer, fail (transiently or for good) and the clock moves, in any order."""
+    """
+    One wait: polls answer, fail (transiently or for good) and the clock moves, in any order.
+
+    Each poll also goes through :meth:`ProgressWatcher.step` of two more watchers of the same wait, one with a
+    heartbeat interval drawn at random and one whose heartbeat never comes: their decisions must be equal but
+    for the heartbeat, which comes exactly when ``heartbeat_interval`` has passed since the last one.
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self.now = 1_800_000_000.0
         self.outcome: str | None = None
         self.in_a_row = 0
+        self.stepped_over = False
 
     @initialize(
         wait_for_inference=st.booleans(),
         poll_interval=st.floats(0.01, 600),
         timeout=st.none() | st.floats(0, 10_000),
         max_failures=st.integers(1, 8),
+        heartbeat=st.floats(0.01, 5_000),
     )
-    def start(self, wait_for_inference: bool, poll_interval: float, timeout: float | None, max_failures: int) -> None:
+    def start(
+        self, wait_for_inference: bool, poll_interval: float, timeout: float | None, max_failures: int, heartbeat: float
+    ) -> None:
         self.wait_for_inference = wait_for_inference
         self.interval = poll_interval
         self.end_time = None if timeout is None else self.now + timeout
@@ -140,6 +153,38 @@ class WaitingRules(RuleBasedStateMachine):
             max_consecutive_failures=max_failures,
             logger=QUIET,
         )
+        self.heartbeat_interval = heartbeat
+        self.last_beat = self.now
+        self.beating, self.silent = (
+            ProgressWatcher(
+                MODEL,
+                wait_for_inference=wait_for_inference,
+                poll_interval=poll_interval,
+                end_time=self.end_time,
+                max_consecutive_failures=max_failures,
+                logger=QUIET,
+                heartbeat_interval=interval,
+                started=self.now,
+            )
+            for interval in (heartbeat, 1e12)
+        )
+
+    def _step_both(self, observation: Any) -> None:
+        """The same poll through ``step`` of the beating and the silent watcher, with the same jitter."""
+        if self.stepped_over:
+            return
+        jitter = random.getstate()
+        beating = self.beating.step(observation, now=self.now)
+        random.setstate(jitter)
+        silent = self.silent.step(observation, now=self.now)
+        assert silent.heartbeat is None
+        assert dataclasses.replace(beating, heartbeat=None) == silent
+        due = silent.outcome is None and self.now - self.last_beat >= self.heartbeat_interval
+        assert (beating.heartbeat is not None) == due, (self.now - self.last_beat, self.heartbeat_interval)
+        if beating.heartbeat is not None:
+            assert beating.heartbeat.startswith(f"Still waiting for model {MODEL}: ")
+            self.last_beat = self.now
+        self.stepped_over = silent.outcome is not None
 
     def _decide(self, outcome: Any, expected: str | None) -> None:
         assert (outcome.status if outcome else None) == expected
@@ -160,17 +205,20 @@ class WaitingRules(RuleBasedStateMachine):
             expected = "success"
         self.in_a_row = 0
         self._decide(self.watcher.on_progress(progress), expected)
+        self._step_both(progress)
 
     @precondition(lambda self: self.outcome is None)
     @rule(exc=transient_errors)
     def poll_fails_transiently(self, exc: SestekError) -> None:
         self.in_a_row += 1
         self._decide(self.watcher.on_error(exc), "error" if self.in_a_row >= self.max_failures else None)
+        self._step_both(exc)
 
     @precondition(lambda self: self.outcome is None)
     @rule(exc=fatal_errors)
     def poll_fails_for_good(self, exc: SestekError) -> None:
         self._decide(self.watcher.on_error(exc), "error")
+        self._step_both(exc)
 
     @precondition(lambda self: self.outcome is None)
     @rule(seconds=st.floats(0, 3_000))

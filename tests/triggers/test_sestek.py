@@ -46,12 +46,22 @@ def test_serializes_ids_and_numbers_only(sestek_conn: SestekEmulator) -> None:
         "max_consecutive_failures": 10,
         "submitted_at": 1.8e9,
         "initial_failures": 0,
+        "heartbeat_interval": 300.0,
+        "started_at": None,
     }
     json.dumps(kwargs)  # stored as plain JSON in the metadata DB
     text = json.dumps(kwargs) + repr(trigger)
     for secret in (*sestek_conn.train_client[1:], *sestek_conn.inference_client[1:]):
         assert secret not in text
     assert SestekTrainingTrigger(**kwargs).serialize() == (path, kwargs)
+
+
+def test_a_trigger_serialized_by_an_older_version_loads(sestek_conn: SestekEmulator) -> None:
+    older = {"model_id": "faq-bot", "sestek_conn_id": "sestek_default", "poll_interval": 5.0, "end_time": None}
+    trigger = SestekTrainingTrigger(**older)
+    assert trigger.spec.heartbeat_interval == 300.0 and trigger.spec.started_at is None
+    again = SestekTrainingTrigger(**{**older, "heartbeat_interval": 60, "started_at": 1.8e9}).serialize()[1]
+    assert again["heartbeat_interval"] == 60.0 and again["started_at"] == 1.8e9
 
 
 def test_waits_until_published(submitted: SestekEmulator) -> None:
