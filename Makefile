@@ -4,14 +4,30 @@ PYTHON ?= python3
 AIRFLOW_VERSION ?= 3.3.2
 VENV ?= .venv
 BIN := $(VENV)/bin
+# Two stamps in one venv. DEMO_STAMP: the package (editable), Airflow and pytest (the `testing` extra:
+# scripts/demo.py takes connection_json from the pytest plugin), all `make demo` needs.
+# STAMP: that plus the PEP 735 `dev` group (pytest, ruff, mypy, moto, twine, ...) for the test targets;
+# it touches DEMO_STAMP too, so `make test` then `make demo` installs nothing, and `make demo` then
+# `make test` adds only the group. Either install removes every stamp first (another Airflow version's too).
 STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
+DEMO_STAMP := $(VENV)/.installed-demo-$(AIRFLOW_VERSION)
 
 .PHONY: install test test-matrix lint typecheck pytest demo bench bench-deps clean
 
-$(STAMP): pyproject.toml Makefile
+define VENV_UV
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade uv
-	$(BIN)/uv pip install --python $(BIN)/python -e ".[test]" "apache-airflow==$(AIRFLOW_VERSION)"
+	$(BIN)/python -m pip install -q --upgrade "uv>=0.8"
+endef
+
+$(STAMP): pyproject.toml Makefile
+	$(VENV_UV)
+	$(BIN)/uv pip install --python $(BIN)/python -e . --group dev "apache-airflow==$(AIRFLOW_VERSION)"
+	rm -f $(VENV)/.installed-*
+	touch $@ $(DEMO_STAMP)
+
+$(DEMO_STAMP): pyproject.toml Makefile
+	$(VENV_UV)
+	$(BIN)/uv pip install --python $(BIN)/python -e ".[testing]" "apache-airflow==$(AIRFLOW_VERSION)"
 	rm -f $(VENV)/.installed-*
 	touch $@
 
@@ -34,11 +50,11 @@ AIRFLOW_2_VERSION ?= 2.11.2
 test-matrix: test
 	$(MAKE) pytest AIRFLOW_VERSION=$(AIRFLOW_2_VERSION) VENV=.venv-airflow-2
 
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	$(BIN)/python scripts/demo.py
 
 # The peers the benchmarks measure against, curl, and the S3 server (moto) with its s3fs client: only `make bench`
-# needs them (the test extra has the last three too).
+# needs them (the dev group has the last three too).
 BENCH_STAMP := $(VENV)/.bench-deps-$(AIRFLOW_VERSION)
 $(BENCH_STAMP): $(STAMP)
 	command -v curl >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null)
@@ -78,7 +94,7 @@ PRODUCTION_STAMP = $(VENV)/.installed-production-$(AIRFLOW_VERSION)
 $(PRODUCTION_STAMP): $(STAMP)
 	(ls /usr/lib/postgresql/*/bin/initdb && test -x /usr/bin/redis-server) >/dev/null 2>&1 || \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql redis-server >/dev/null)
-	$(BIN)/uv pip install --python $(BIN)/python -e ".[test]" "apache-airflow[celery,postgres,amazon]==$(AIRFLOW_VERSION)" "celery<5.7"
+	$(BIN)/uv pip install --python $(BIN)/python -e . --group dev "apache-airflow[celery,postgres,amazon]==$(AIRFLOW_VERSION)" "celery<5.7"
 	touch $@
 
 test-production: $(PRODUCTION_STAMP)

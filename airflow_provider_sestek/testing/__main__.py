@@ -1,8 +1,15 @@
 """
-Run the Sestek emulator as a process: ``python -m airflow_provider_sestek.testing --port 8080``.
+Run the Sestek emulator as a process: ``python -m airflow_provider_sestek.testing`` (port 8765 by default).
 
-It prints one line ``Sestek emulator listening on <url>`` once it accepts connections and runs until
-SIGINT or SIGTERM, then exits 0. Control it with :class:`~airflow_provider_sestek.testing.EmulatorClient`.
+Once it accepts connections it prints three lines, then runs until SIGINT or SIGTERM and exits 0::
+
+    Sestek emulator listening on http://127.0.0.1:8765
+    airflow connections add sestek_default --conn-json '{"conn_type": "sestek", ...}'
+    export AIRFLOW_CONN_SESTEK_DEFAULT='{"conn_type": "sestek", ...}'
+
+The JSON is the connection the pytest plugin's ``sestek_connection`` fixture sets (either line defines it);
+``--quiet`` prints the first line only, for harnesses whose logs must not hold the client secrets.
+Control the emulator with :class:`~airflow_provider_sestek.testing.EmulatorClient`.
 """
 
 from __future__ import annotations
@@ -17,8 +24,18 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
-from ._model import DEFAULT_CLIENTS, DEFAULT_INFERENCE_CLIENTS, DEFAULT_TENANT, DEFAULT_TOKEN_LIFETIME
+from ._connection import CONNECTION_ID, connection_setup_lines
+from ._model import (
+    DEFAULT_CLIENTS,
+    DEFAULT_INFERENCE_CLIENTS,
+    DEFAULT_TENANT,
+    DEFAULT_TOKEN_LIFETIME,
+    DEFAULT_TOKEN_PREFIX,
+)
 from .emulator import SestekEmulator
+
+#: The port the command line listens on unless told otherwise: not 8080, which Airflow's own web server takes.
+DEFAULT_PORT = 8765
 
 
 def _client_pair(value: str) -> tuple[str, str]:
@@ -35,7 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Emulate the Sestek AI (Knovvu) external training API and its token service.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=0, help="TCP port; 0 picks a free one (default: %(default)s)")
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help="TCP port; 0 picks a free one (default: %(default)s)"
+    )
     parser.add_argument("--tenant", default=DEFAULT_TENANT, help="tenant name (default: %(default)s)")
     parser.add_argument(
         "--client",
@@ -53,17 +72,67 @@ def build_parser() -> argparse.ArgumentParser:
             ":".join(next(iter(DEFAULT_INFERENCE_CLIENTS.items())))
         ),
     )
-    parser.add_argument("--token-lifetime", type=float, default=DEFAULT_TOKEN_LIFETIME, metavar="S")
-    parser.add_argument("--token-prefix", default="emu-", metavar="P")
-    parser.add_argument("--advance", choices=("poll", "time"), default="poll")
-    parser.add_argument("--steps-per-poll", type=int, default=1, metavar="N")
-    parser.add_argument("--seconds-per-step", type=float, default=1.0, metavar="F")
-    parser.add_argument("--status-case", choices=("title", "lower"), default="title")
-    parser.add_argument("--fail-model", action="append", default=[], metavar="ID", help="repeatable")
+    parser.add_argument(
+        "--token-lifetime",
+        type=float,
+        default=DEFAULT_TOKEN_LIFETIME,
+        metavar="S",
+        help="seconds an access token lives (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--token-prefix",
+        default=DEFAULT_TOKEN_PREFIX,
+        metavar="P",
+        help="every access token starts with this, to grep logs for leaks (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--advance",
+        choices=("poll", "time"),
+        default="poll",
+        help="poll: each progress call moves a training on; time: it follows the clock (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--steps-per-poll",
+        type=int,
+        default=1,
+        metavar="N",
+        help="statuses per progress call with --advance poll (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--seconds-per-step",
+        type=float,
+        default=1.0,
+        metavar="F",
+        help="seconds per status with --advance time (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--status-case",
+        choices=("title", "lower"),
+        default="title",
+        help="title: Completed; lower: completed, as parts of the API docs show (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--fail-model",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="model id whose trainings fail at the Training step, repeatable",
+    )
     parser.add_argument("--data-dir", default=None, help="keep uploads here instead of a temporary directory")
     parser.add_argument("--certfile", default=None, help="PEM certificate: serve HTTPS")
     parser.add_argument("--keyfile", default=None, help="PEM private key for --certfile")
     parser.add_argument("--ready-file", default=None, metavar="PATH", help="write the URL here once listening")
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="print only the listening line, not the connection lines (they carry the client secrets)",
+    )
+    parser.add_argument(
+        "--conn-id",
+        default=CONNECTION_ID,
+        help="Airflow connection id in the printed connection lines (default: %(default)s)",
+    )
     parser.add_argument(
         "--log-level",
         default="WARNING",
@@ -129,7 +198,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Ready file first: whoever reacts to the printed line may already look for it.
         if args.ready_file:
             _write_ready_file(args.ready_file, emulator.url)
-        print(f"Sestek emulator listening on {emulator.url}", flush=True)
+        # One write: whoever reads the first line finds the connection lines right behind it.
+        lines = [f"Sestek emulator listening on {emulator.url}"]
+        if not args.quiet:
+            lines += connection_setup_lines(emulator, args.conn_id)
+        print("\n".join(lines), flush=True)
         # A timed wait keeps the main thread responsive to signals on every platform.
         while not stop.wait(0.5):
             pass

@@ -61,7 +61,10 @@ class Emulator:
     def start(cls, workdir: Path, args: list[str]) -> Emulator:
         ready = workdir / "emulator.url"
         ready.unlink(missing_ok=True)
-        argv = [sys.executable, "-m", "airflow_provider_sestek.testing", "--ready-file", str(ready), *args]
+        # --port 0: a free port (the CLI's default is 8765); --quiet: no printed connection lines, which carry the
+        # client secrets the scans look for (tests/production scans the whole workdir, process output included).
+        argv = [sys.executable, "-m", "airflow_provider_sestek.testing", "--port", "0", "--quiet"]
+        argv += ["--ready-file", str(ready), *args]
         env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
         process = start_process("emulator", argv, env, _output(workdir / "process-output", "emulator"), workdir)
         url = wait_for("the emulator to listen", lambda: ready.exists() and ready.read_text().strip(), 30, 0.1)

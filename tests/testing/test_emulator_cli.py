@@ -1,0 +1,160 @@
+"""The emulator's command line prints a ready-to-paste Airflow connection, and that connection works."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from airflow_provider_sestek.testing.__main__ import DEFAULT_PORT, build_parser
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _env() -> dict[str, str]:
+    env = os.environ.copy()
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class _Cli:
+    """The CLI as a process; its first three lines of output read."""
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "airflow_provider_sestek.testing", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(),
+            cwd=REPO,
+        )
+        assert self.proc.stdout is not None
+        self.lines = [self.proc.stdout.readline().rstrip("\n") for _ in range(3)]
+        if not self.lines[0].startswith("Sestek emulator listening on "):
+            self.proc.kill()
+            _, err = self.proc.communicate(timeout=10)
+            raise AssertionError((self.lines, err))
+        self.url = self.lines[0].rsplit(" ", 1)[1]
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=10)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def test_default_port_is_not_airflows_8080() -> None:
+    assert DEFAULT_PORT == 8765
+    args = build_parser().parse_args([])
+    assert args.port == 8765 and args.conn_id == "sestek_default"
+
+
+def test_cli_prints_a_connection_that_the_hook_uses(monkeypatch: pytest.MonkeyPatch) -> None:
+    port = _free_port()
+    cli = _Cli("--port", str(port), "--tenant", "globex", "--client", "c1:s1", "--inference-client", "i1:s2")
+    try:
+        assert cli.url == f"http://127.0.0.1:{port}"
+        add, export = cli.lines[1], cli.lines[2]
+
+        # Both lines are shell: split them as the shell would and read the JSON back.
+        add_words = shlex.split(add)
+        assert add_words[:5] == ["airflow", "connections", "add", "sestek_default", "--conn-json"]
+        assert len(add_words) == 6
+        export_words = shlex.split(export)
+        assert len(export_words) == 2 and export_words[0] == "export"
+        name, _, value = export_words[1].partition("=")
+        assert name == "AIRFLOW_CONN_SESTEK_DEFAULT"
+        assert json.loads(value) == json.loads(add_words[5])
+
+        conn = json.loads(value)
+        assert conn == {
+            "conn_type": "sestek",
+            "host": cli.url,
+            "login": "c1",
+            "password": "s1",
+            "extra": {
+                "identity_url": cli.url,
+                "tenant": "globex",
+                "inference_client_id": "i1",
+                "inference_client_secret": "s2",
+            },
+        }
+
+        # The printed connection, as is, is one the provider's hook gets tokens with.
+        from airflow_provider_sestek.hooks.sestek import SestekHook
+
+        monkeypatch.setenv(name, value)
+        hook = SestekHook()
+        assert hook.get_token("training").startswith("emu-")
+        assert hook.get_token("inference").startswith("emu-")
+    finally:
+        assert cli.stop() == 0
+
+
+def test_cli_conn_id_and_shell_quoting() -> None:
+    # A tenant with a single quote survives the shell quoting of both lines.
+    cli = _Cli("--port", "0", "--conn-id", "sestek_local", "--tenant", "o'brien")
+    try:
+        add_words = shlex.split(cli.lines[1])
+        assert add_words[3] == "sestek_local"
+        assert json.loads(add_words[5])["extra"]["tenant"] == "o'brien"
+        name, _, value = shlex.split(cli.lines[2])[1].partition("=")
+        assert name == "AIRFLOW_CONN_SESTEK_LOCAL"
+        assert json.loads(value) == json.loads(add_words[5])
+    finally:
+        assert cli.stop() == 0
+
+
+def test_cli_quiet_prints_the_listening_line_only() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "airflow_provider_sestek.testing", "--port", "0", "--quiet", "--client", "c:s3cr3t"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+        cwd=REPO,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith("Sestek emulator listening on http://127.0.0.1:")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=10)
+    assert proc.returncode == 0
+    assert out == ""  # nothing after the listening line: no connection line, so no secret
+
+
+def test_cli_port_taken_fails_cleanly() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "airflow_provider_sestek.testing", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            env=_env(),
+            cwd=REPO,
+            timeout=30,
+        )
+    assert result.returncode == 2
+    assert "failed to start" in result.stderr
+    assert result.stdout == ""
