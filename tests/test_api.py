@@ -72,7 +72,23 @@ def test_urls() -> None:
     )
 
 
-@pytest.mark.parametrize("bad", ["", "   ", "ftp://x", "http://", "https://h/?q=1", None])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "   ",
+        "ftp://x",
+        "http://",
+        "https://h/?q=1",
+        None,
+        # A base URL whose model asset URI the sestek:// normalizer would refuse after the training ran.
+        "https://h:0",
+        "https://h/a/../b",
+        "https://h/%2e%2e",
+        "https://h/./x",
+        "https://h/a/%2E",
+    ],
+)
 def test_bad_base_url(bad: str | None) -> None:
     with pytest.raises(SestekConfigError, match="host"):
         api.normalize_base_url(bad)

@@ -5,7 +5,7 @@ The Sestek endpoints and scopes, and the URL rules: base URLs from the connectio
 from __future__ import annotations
 
 import re
-from urllib.parse import SplitResult, quote, urlsplit
+from urllib.parse import SplitResult, quote, unquote, urlsplit
 
 from airflow_provider_sestek.exceptions import (
     SestekConfigError,
@@ -52,6 +52,12 @@ def normalize_base_url(url: str | None, field_name: str = "host") -> str:
         )
     if parts.query or parts.fragment:
         raise SestekConfigError(field_name, f"{shown} must not have a query or fragment")
+    if parts.port == 0:
+        raise SestekConfigError(field_name, f"{shown} must have a port from 1 to 65535")
+    # The model's asset URI carries the base path, and its normalizer refuses dot segments: refused here,
+    # before any request, rather than after a training that then cannot name its model.
+    if any(unquote(segment) in (".", "..") for segment in parts.path.split("/")):
+        raise SestekConfigError(field_name, f"{shown} must not have '.' or '..' path segments")
     return url.rstrip("/")
 
 
