@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import signal
 import sys
@@ -45,6 +46,32 @@ def _client_pair(value: str) -> tuple[str, str]:
     return client_id, secret
 
 
+def _positive_seconds(value: str) -> float:
+    # nan and inf parse as floats; an emulator that never expires a token or never moves on is a typo.
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {value!r}") from None
+    if not math.isfinite(number) or number <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive, finite number of seconds, got {value!r}")
+    return number
+
+
+def _tenant(value: str) -> str:
+    # The provider refuses such a tenant when it reads the connection: refuse it before printing one.
+    from airflow_provider_sestek.api.validation import TENANT_PATTERN, TENANT_RULE
+
+    if not TENANT_PATTERN.fullmatch(value):
+        raise argparse.ArgumentTypeError(f"tenant {value!r} must be {TENANT_RULE}")
+    return value
+
+
+def _conn_id(value: str) -> str:
+    if not value or any(char.isspace() or not char.isprintable() for char in value):
+        raise argparse.ArgumentTypeError(f"connection id {value!r} must be non-empty, without spaces")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the command line parser."""
     parser = argparse.ArgumentParser(
@@ -55,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--port", type=int, default=DEFAULT_PORT, help="TCP port; 0 picks a free one (default: %(default)s)"
     )
-    parser.add_argument("--tenant", default=DEFAULT_TENANT, help="tenant name (default: %(default)s)")
+    parser.add_argument("--tenant", type=_tenant, default=DEFAULT_TENANT, help="tenant name (default: %(default)s)")
     parser.add_argument(
         "--client",
         action="append",
@@ -74,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--token-lifetime",
-        type=float,
+        type=_positive_seconds,
         default=DEFAULT_TOKEN_LIFETIME,
         metavar="S",
         help="seconds an access token lives (default: %(default)s)",
@@ -100,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--seconds-per-step",
-        type=float,
+        type=_positive_seconds,
         default=1.0,
         metavar="F",
         help="seconds per status with --advance time (default: %(default)s)",
@@ -130,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--conn-id",
+        type=_conn_id,
         default=CONNECTION_ID,
         help="Airflow connection id in the printed connection lines (default: %(default)s)",
     )

@@ -55,10 +55,12 @@ def connection_setup_lines(emulator: SestekEmulator, conn_id: str = CONNECTION_I
     Return two shell lines that define connection ``conn_id`` pointing at ``emulator``.
 
     The first stores it in Airflow's metadata database (``airflow connections add``), the second exports it
-    as an environment variable; either suffices. The JSON is shell-quoted.
+    as an environment variable (only for an id a shell can name); either suffices. The JSON is shell-quoted.
     """
     quoted = shlex.quote(connection_json(emulator))
-    return [
-        f"airflow connections add {shlex.quote(conn_id)} --conn-json {quoted}",
-        f"export {connection_env_var(conn_id)}={quoted}",
-    ]
+    lines = [f"airflow connections add {shlex.quote(conn_id)} --conn-json {quoted}"]
+    name = connection_env_var(conn_id)
+    # A shell cannot export AIRFLOW_CONN_MY-CONN: pasted, bash would echo the value (secrets) in its error.
+    if name.isidentifier() and name.isascii():
+        lines.append(f"export {name}={quoted}")
+    return lines

@@ -32,9 +32,9 @@ def _free_port() -> int:
 
 
 class _Cli:
-    """The CLI as a process; its first three lines of output read."""
+    """The CLI as a process; its first ``lines`` lines of output read."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, lines: int = 3) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "airflow_provider_sestek.testing", *args],
             stdout=subprocess.PIPE,
@@ -44,7 +44,7 @@ class _Cli:
             cwd=REPO,
         )
         assert self.proc.stdout is not None
-        self.lines = [self.proc.stdout.readline().rstrip("\n") for _ in range(3)]
+        self.lines = [self.proc.stdout.readline().rstrip("\n") for _ in range(lines)]
         if not self.lines[0].startswith("Sestek emulator listening on "):
             self.proc.kill()
             _, err = self.proc.communicate(timeout=10)
@@ -110,12 +110,12 @@ def test_cli_prints_a_connection_that_the_hook_uses(monkeypatch: pytest.MonkeyPa
 
 
 def test_cli_conn_id_and_shell_quoting() -> None:
-    # A tenant with a single quote survives the shell quoting of both lines.
-    cli = _Cli("--port", "0", "--conn-id", "sestek_local", "--tenant", "o'brien")
+    # A secret with a single quote survives the shell quoting of both lines.
+    cli = _Cli("--port", "0", "--conn-id", "sestek_local", "--client", "train-client:o'brien")
     try:
         add_words = shlex.split(cli.lines[1])
         assert add_words[3] == "sestek_local"
-        assert json.loads(add_words[5])["extra"]["tenant"] == "o'brien"
+        assert json.loads(add_words[5])["password"] == "o'brien"
         name, _, value = shlex.split(cli.lines[2])[1].partition("=")
         assert name == "AIRFLOW_CONN_SESTEK_LOCAL"
         assert json.loads(value) == json.loads(add_words[5])
@@ -158,3 +158,36 @@ def test_cli_port_taken_fails_cleanly() -> None:
     assert result.returncode == 2
     assert "failed to start" in result.stderr
     assert result.stdout == ""
+
+
+def test_cli_prints_no_export_line_for_an_id_a_shell_cannot_name() -> None:
+    # `export AIRFLOW_CONN_MY-CONN=...` is a bash error that echoes the value, secrets included.
+    cli = _Cli("--port", "0", "--conn-id", "my-conn", lines=2)
+    try:
+        assert shlex.split(cli.lines[1])[3] == "my-conn"
+    finally:
+        assert cli.stop() == 0
+    assert cli.proc.stdout is not None
+    assert "export " not in cli.proc.stdout.read()  # nothing after the add line
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--token-lifetime", "nan"],
+        ["--token-lifetime", "inf"],
+        ["--token-lifetime", "0"],
+        ["--seconds-per-step", "nan"],
+        ["--seconds-per-step", "-inf"],
+        ["--tenant", "a/b"],
+        ["--conn-id", "x y"],
+        ["--conn-id", ""],
+    ],
+)
+def test_cli_refuses_values_the_emulator_or_provider_cannot_use(
+    args: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(args)
+    assert exit_info.value.code == 2
+    assert args[0] in capsys.readouterr().err
