@@ -20,9 +20,18 @@ XCOM_KEYS = ("return_value", "model_id", "sestek_portal_url")
 
 @dataclass
 class RunResult:
-    state: str
+    """
+    What one ``run_task`` produced. ``state`` is the state of the task under test, not of the DAG run: the
+    run's only leaf is the ``all_done`` collector, so the run succeeds whatever the task did (``run_state``).
+    """
+
+    run_state: str
     task_states: dict[str, str]
     xcom: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def state(self) -> str:
+        return self.task_states.get("under_test", "missing")
 
     @property
     def value(self) -> Any:
