@@ -6,7 +6,6 @@ cannot tell from a later one reports no experiment id as its own.
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -86,48 +85,53 @@ def test_the_try_after_a_failure_past_execute_sends_no_request(sestek_conn: Sest
 
 @needs_state_store
 def test_a_retry_attached_to_a_model_retrained_elsewhere_claims_no_experiment_id(
-    emulator_factory: Any, monkeypatch: pytest.MonkeyPatch, faq: str, tmp_path: Path, capsys: Any
+    emulator: SestekEmulator, monkeypatch: pytest.MonkeyPatch, faq: str, tmp_path: Path, capsys: Any
 ) -> None:
     """
     Try 1 submits E1 and times out; E1 finishes and another pipeline retrains the model id (E2, other data);
     try 2 finds the model trained again and returns it without a third training. It cannot tell E2 from E1:
     the asset event claims no experiment id, names E1 as ``submitted_experiment_id``, and a warning says why.
+
+    The emulator moves one status per poll, so the order is fixed whatever the machine's load: try 1 polls at
+    most twice in its 0.3 s (the lifecycle needs more), and the other pipeline runs in try 2's ``pre_execute``.
     """
     register_alias()
-    emu = emulator_factory(advance="time", seconds_per_step=0.1)
-    monkeypatch.setenv("AIRFLOW_CONN_SESTEK_DEFAULT", connection_json(emu))
+    monkeypatch.setenv("AIRFLOW_CONN_SESTEK_DEFAULT", connection_json(emulator))
     other = tmp_path / "other.txt"
     other.write_text("Q: Other?\nA: Data of another pipeline.\n")
     ids: dict[str, str] = {}
-    stop = threading.Event()
 
-    def other_pipeline() -> None:
+    def until_published(hook: SestekHook) -> None:
+        for _ in range(50):  # every poll is one step of the lifecycle
+            if hook.get_training_progress("faq-bot").is_published:
+                return
+        raise AssertionError(emulator.trainings["faq-bot"])
+
+    def other_pipeline(context: Any) -> None:
+        if context["ti"].try_number < 2:
+            return
         hook = SestekHook()
-        while not stop.wait(0.05):
-            training = emu.trainings.get("faq-bot")
-            if training is None:
-                continue
-            ids.setdefault("e1", training.experiment_id)
-            try:
-                if hook.get_training_progress("faq-bot").is_published:
-                    ids["e2"] = hook.submit_training("faq-bot", "Other", data_files=[str(other)])["id"]
-                    return
-            except Exception:
-                continue
+        ids["e1"] = emulator.trainings["faq-bot"].experiment_id
+        until_published(hook)
+        ids["e2"] = hook.submit_training("faq-bot", "Other", data_files=[str(other)])["id"]
+        until_published(hook)
 
-    thread = threading.Thread(target=other_pipeline, daemon=True)
-    thread.start()
-    try:
-        result = run_task(lambda: train(faq, timeout=0.3, retries=1, retry_delay=timedelta(seconds=3)))
-    finally:
-        stop.set()
-        thread.join(5)
+    result = run_task(
+        lambda: train(
+            faq,
+            timeout=0.3,
+            poll_interval=1.0,
+            retries=1,
+            retry_delay=timedelta(seconds=0),
+            pre_execute=other_pipeline,
+        )
+    )
     out = "".join(capsys.readouterr())
-    assert result.state == "success", result
+    assert result.task_states["under_test"] == "success", out[-4000:]
     assert ids.get("e2") and ids["e1"] != ids["e2"], ids
-    assert emu.counters["trainings_created"] == 2  # E1 (this task) and E2 (the other pipeline): never a third
+    assert emulator.counters["trainings_created"] == 2  # E1 (this task) and E2 (the other pipeline): never a third
     assert "does not say which training it reports" in out
-    uri = model_asset_uri("faq-bot", host=emu.url, tenant=emu.tenant)
+    uri = model_asset_uri("faq-bot", host=emulator.url, tenant=emulator.tenant)
     extra = asset_events(uri)[-1]["extra"]
     assert extra["experiment_id"] is None
     assert extra["submitted_experiment_id"] == ids["e1"]
