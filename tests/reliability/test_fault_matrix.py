@@ -36,7 +36,13 @@ def _build(dag_id: str, mode: str, faq: str, waiters: Waiters) -> Any:
     common: dict[str, Any] = {"model_id": MODEL, "project_name": "Fault matrix", "data_files": [faq]}
     with DAG(dag_id=dag_id, schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"), catchup=False) as dag:
         if mode == "sensor":
-            submit = SestekTrainOperator(task_id="submit", wait_for_completion=False, **common)
+            submit = SestekTrainOperator(
+                # poll_interval: the looks after a submit of unknown outcome are that far apart (default 30 s).
+                task_id="submit",
+                wait_for_completion=False,
+                poll_interval=POLL,
+                **common,
+            )
             wait = SestekTrainingSensor(
                 task_id="under_test",
                 model_id=MODEL,
