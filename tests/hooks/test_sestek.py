@@ -133,12 +133,25 @@ def test_inference_client_gets_its_own_token(sestek_conn: SestekEmulator) -> Non
     assert sestek_conn.counters["token_requests"] == 2
 
 
-def test_token_refreshed_before_expiry(monkeypatch: pytest.MonkeyPatch) -> None:
-    with SestekEmulator(token_lifetime=2) as emu:
+def test_token_refreshed_inside_the_margin_before_expiry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 100 s token is reused until 10 s (10%) before its expiry, then refreshed: never only after it expired."""
+    from types import SimpleNamespace
+
+    from airflow_provider_sestek.api import responses, statuses
+    from airflow_provider_sestek.hooks import flow
+
+    now = [1_900_000_000.0]
+    clock = SimpleNamespace(time=lambda: now[0])  # the client's clock; the emulator keeps its own
+    monkeypatch.setattr(responses, "time", clock)
+    monkeypatch.setattr(statuses, "time", clock)
+    monkeypatch.setattr(flow, "time", clock)  # the expiry counts from when the token request was sent
+    with SestekEmulator(token_lifetime=100) as emu:
         monkeypatch.setenv("AIRFLOW_CONN_SESTEK_DEFAULT", connection_json(emu))
         first = hook().get_token()
+        now[0] += 89.9  # 10.1 s left: outside the margin
         assert hook().get_token() == first
-        time.sleep(1.85)  # inside the 10% refresh margin of a 2 s token, still before expiry
+        assert emu.counters["token_requests"] == 1
+        now[0] += 0.2  # 9.9 s left: inside the margin, still before expiry
         second = hook().get_token()
         assert second != first
         assert emu.counters["token_requests"] == 2

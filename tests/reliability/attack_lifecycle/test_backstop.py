@@ -17,8 +17,11 @@ from airflow_provider_sestek.testing import Fault, SestekEmulator
 from airflow_provider_sestek.triggers.sestek import SestekTrainingTrigger
 from tests.conftest import connection_json
 
-REQUEST_DEADLINE = 4.0
-POLL = 0.2
+# Sized so both sides have seconds of slack on a loaded machine: a trigger that keeps to its budget ends by
+# WAIT + REQUEST_DEADLINE (7 s), the backstop is WAIT + POLL + REQUEST_DEADLINE (9 s), and a poll that took two
+# request deadlines (token, then progress: 2 x 5.7 s) would end at 11.4 s.
+REQUEST_DEADLINE = 6.0
+POLL = 2.0
 WAIT = 1.0
 
 
