@@ -7,7 +7,7 @@ fields, saves ``docs/img/connection-form.png``, presses "Test" against the emula
 a wrong secret, and reads the saved connection back through the REST API.
 
 The venv's Airflow picks the test: 3.x drives the React UI; 2.11 drives the Flask-AppBuilder form of
-``airflow webserver`` (``make test-ui VENV=.venv-airflow-2 AIRFLOW_VERSION=2.11.2``; no screenshot).
+``airflow webserver`` (``make test-ui VENV=.venv-airflow-2.11.2 AIRFLOW_VERSION=2.11.2``; no screenshot).
 
 Airflow 3.3 facts this test is written around (checked against the live DOM of 3.3.2):
 
