@@ -96,3 +96,15 @@ def run_task(
     dag_run = run_dag_file(dag_id, build, **(test_kwargs or {}))
     states = {ti.task_id: str(getattr(ti.state, "value", ti.state)) for ti in dag_run.get_task_instances()}
     return RunResult(str(getattr(dag_run.state, "value", dag_run.state)), states, _COLLECTED.pop(dag_id, {}))
+
+
+def fails_once() -> Any:
+    """A ``post_execute`` that raises the first time: the try fails after ``execute()`` returned."""
+    calls: list[int] = []
+
+    def post_execute(context: Any, result: Any = None) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("outlet events could not be recorded")
+
+    return post_execute

@@ -17,7 +17,7 @@ from airflow_provider_sestek.hooks.sestek import SestekHook
 from airflow_provider_sestek.testing import SestekEmulator
 from tests._assets import asset_events, register_alias
 from tests.conftest import connection_json
-from tests.dag_runner import run_task
+from tests.dag_runner import fails_once, run_task
 from tests.operators.test_train import train
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
@@ -25,18 +25,6 @@ pytestmark = pytest.mark.usefixtures("airflow_db")
 AIRFLOW_3_3 = __import__("airflow.providers.common.compat.version_compat", fromlist=["x"]).AIRFLOW_V_3_3_PLUS
 needs_state_store = pytest.mark.skipif(not AIRFLOW_3_3, reason="the task state store arrived in Airflow 3.3")
 MODES = pytest.mark.parametrize("deferrable", [False, True], ids=["sync", "deferrable"])
-
-
-def fails_once() -> Any:
-    """A ``post_execute`` that raises the first time: the try fails after ``execute()`` returned."""
-    calls: list[int] = []
-
-    def post_execute(context: Any, result: Any = None) -> None:
-        calls.append(1)
-        if len(calls) == 1:
-            raise RuntimeError("outlet events could not be recorded")
-
-    return post_execute
 
 
 @needs_state_store
@@ -127,7 +115,7 @@ def test_a_retry_attached_to_a_model_retrained_elsewhere_claims_no_experiment_id
         )
     )
     out = "".join(capsys.readouterr())
-    assert result.task_states["under_test"] == "success", out[-4000:]
+    assert result.state == "success", out[-4000:]
     assert ids.get("e2") and ids["e1"] != ids["e2"], ids
     assert emulator.counters["trainings_created"] == 2  # E1 (this task) and E2 (the other pipeline): never a third
     assert "does not say which training it reports" in out

@@ -32,7 +32,7 @@ from airflow_provider_sestek.operators.sestek import SestekQuestionAnsweringOper
 from airflow_provider_sestek.sensors.sestek import SestekTrainingSensor
 from airflow_provider_sestek.testing import Fault, SestekEmulator
 from tests.conftest import connection_json
-from tests.dag_runner import run_dag_file, run_task
+from tests.dag_runner import fails_once, run_dag_file, run_task
 from tests.operators.test_train import train
 
 pytestmark = pytest.mark.usefixtures("airflow_db", "fast_retries")
@@ -145,15 +145,8 @@ def test_durable_false_always_submits(
     sestek_conn: SestekEmulator, faq: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Try 1 trains and returns, then fails (its post_execute raises): without the durable rule try 2 trains again."""
-    calls: list[int] = []
-
-    def post_execute(context: Any, result: Any = None) -> None:
-        calls.append(1)
-        if len(calls) == 1:
-            raise RuntimeError("outlet events could not be recorded")
-
     result = run_task(
-        lambda: train(faq, durable=False, retries=1, retry_delay=timedelta(seconds=0), post_execute=post_execute)
+        lambda: train(faq, durable=False, retries=1, retry_delay=timedelta(seconds=0), post_execute=fails_once())
     )
     assert result.state == "success", result
     assert sestek_conn.counters["trainings_created"] == 2  # the finished training of try 1 is not collected
