@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -66,24 +67,56 @@ def test_connection_form_shows_the_sestek_fields_where_the_line_can() -> None:
         assert set(behaviour["hidden_fields"]) == {"schema", "port"}
         assert behaviour["relabeling"] == {"host": "Base URL", "login": "Client ID", "password": "Client Secret"}
         return
-    # Airflow 3: the React form, from the UI's own hook metadata service.
-    from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService
-
-    (meta,) = [h for h in HookMetaService.hook_meta_data() if h.connection_type == "sestek"]
+    # Airflow 3: the React form, from the UI's own hook metadata service, asked in a process of its own as the
+    # API server asks it (3.1 answers from a ProvidersManager already filled without its stand-ins otherwise).
+    out = subprocess.run(
+        [sys.executable, "-c", _HOOK_META],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        check=True,
+    ).stdout
+    # Airflow 3.0 logs to stdout too: the answer is the line after the marker.
+    meta = json.loads(out.rpartition("HOOK_META ")[2].splitlines()[0])
     if not AIRFLOW_V_3_1_PLUS and not _has("wtforms"):
         # A bare 3.0 (no FAB provider): Airflow's ProvidersManager needs WTForms to read any hook's form, so
         # the form is the generic one and the extras go in the Extra JSON field.
-        assert not meta.extra_fields
+        assert not meta["extra_fields"]
         return
-    assert meta.standard_fields is not None
-    assert meta.standard_fields.login.title == "Client ID"
-    assert meta.standard_fields.password.title == "Client Secret"
-    assert meta.standard_fields.port.hidden and meta.standard_fields.url_schema.hidden
-    extra = {name.removeprefix("extra__sestek__"): field for name, field in (meta.extra_fields or {}).items()}
+    standard = meta["standard_fields"]
+    assert standard is not None
+    assert standard["login"]["title"] == "Client ID"
+    assert standard["password"]["title"] == "Client Secret"
+    assert standard["port"]["hidden"] and standard["url_schema"]["hidden"]
+    extra = {name.removeprefix("extra__sestek__"): field for name, field in (meta["extra_fields"] or {}).items()}
     assert set(extra) == set(CONN_FIELDS)
     schema = extra["inference_client_secret"]["schema"]
     assert schema["format"] == "password" and schema["title"] == CONN_FIELDS["inference_client_secret"]["label"]
     assert "format" not in extra["tenant"]["schema"]
+
+
+_HOOK_META = """
+import json
+from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService
+(meta,) = [h for h in HookMetaService.hook_meta_data() if h.connection_type == "sestek"]
+print("HOOK_META " + json.dumps(meta.model_dump(mode="json"), default=str))
+"""
+
+
+def _json_array(out: str) -> list[dict[str, object]]:
+    """The JSON array in a CLI's stdout, past any log lines it printed there first (3.0 logs to stdout).
+
+    :param out: the command's standard output.
+    """
+    decoder = json.JSONDecoder()
+    for match in re.finditer(r"^\[", out, re.MULTILINE):
+        try:
+            value, _ = decoder.raw_decode(out, match.start())
+        except json.JSONDecodeError:
+            continue  # a log line such as "[2026-12-04T18:03:11+0000] {plugins.py:37} INFO - ..."
+        if isinstance(value, list):
+            return value
+    raise AssertionError(f"no JSON array in the output: {out[-2000:]}")
 
 
 def test_connection_get_hook() -> None:
@@ -122,7 +155,7 @@ def test_airflow_cli_lists_provider_and_hook() -> None:
         env=env,
         check=True,
     ).stdout
-    rows = json.loads(out[out.index("[") :])
+    rows = _json_array(out)
     assert any(
         r.get("connection_type") == "sestek" and r.get("package_name") == "airflow-provider-sestek" for r in rows
     ), rows
