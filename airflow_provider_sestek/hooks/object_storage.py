@@ -69,6 +69,11 @@ class RemoteObject:
     content_type: str
 
 
+# The texts fsspec, universal-pathlib and Airflow use for "nothing serves this scheme"; any other ValueError is
+# the URL's own fault (urllib's "Invalid IPv6 URL") and must not send the user off to install a package.
+_NO_FILESYSTEM = re.compile(r"Unsupported filesystem|No filesystem registered|Protocol not known", re.IGNORECASE)
+
+
 def check_object(field_name: str, location: str, shown: str, scheme: str) -> RemoteObject:
     """
     Check that an object-storage URL names a readable object, with one metadata request.
@@ -98,8 +103,10 @@ def check_object(field_name: str, location: str, shown: str, scheme: str) -> Rem
         path = ObjectStoragePath(location)
     except ImportError as exc:
         raise SestekValidationError(field_name, shown, needs_package(scheme, exc)) from None
-    except ValueError:  # "Unsupported filesystem" (Airflow 3)
-        raise no_filesystem(field_name, shown, scheme) from None
+    except ValueError as exc:  # "Unsupported filesystem" (Airflow 3), or a URL that does not parse
+        if _NO_FILESYSTEM.search(str(exc)):
+            raise no_filesystem(field_name, shown, scheme) from None
+        raise SestekValidationError(field_name, shown, f"is not a valid URL: {describe_exception(exc)}") from None
     conn_id = _conn_id(path)
     if conn_id:
         _check_connection(field_name, shown, conn_id)
@@ -120,7 +127,7 @@ def check_object(field_name: str, location: str, shown: str, scheme: str) -> Rem
     except ImportError as exc:
         raise SestekValidationError(field_name, shown, needs_package(scheme, exc)) from None
     except ValueError as exc:
-        if "No filesystem registered" in str(exc):  # no provider serves the scheme
+        if _NO_FILESYSTEM.search(str(exc)):  # no provider serves the scheme
             raise no_filesystem(field_name, shown, scheme) from None
         raise SestekValidationError(field_name, shown, f"cannot be read: {describe_exception(exc)}") from None
     except Exception as exc:  # network, connection lookup: whatever the filesystem package raises

@@ -183,6 +183,16 @@ def test_missing_filesystem_package_is_named(
     assert sestek_conn.requests == []
 
 
+def test_malformed_object_url_is_named_as_malformed_not_as_a_missing_package(sestek_conn: SestekEmulator) -> None:
+    # ObjectStoragePath raises ValueError for a broken URL too: only "Unsupported filesystem" means a package
+    with pytest.raises(SestekValidationError) as info:
+        SestekHook().submit_training("faq-bot", "p", data_files=["gs://[bucket/faq.txt"])
+    assert info.value.field == "data_files[0]"
+    assert "Invalid IPv6 URL" in str(info.value)
+    assert "needs a filesystem package" not in str(info.value)
+    assert sestek_conn.requests == []
+
+
 def test_object_storage_stays_out_of_the_dag_parse() -> None:
     code = (
         "import sys\n"
