@@ -9,7 +9,7 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import BaseHook, BaseOperator, mask_secret
+from airflow.providers.common.compat.sdk import BaseHook, BaseOperator
 
 from airflow_provider_sestek import api
 from airflow_provider_sestek.exceptions import (
@@ -19,6 +19,7 @@ from airflow_provider_sestek.exceptions import (
     SestekValidationError,
 )
 from airflow_provider_sestek.hooks.sestek import SestekHook
+from airflow_provider_sestek.hooks.tokens import mask
 from airflow_provider_sestek.links.sestek import PORTAL_URL_XCOM_KEY, SestekModelLink, render_portal_url
 from airflow_provider_sestek.operators._assets import emit_model_event, with_model_alias
 from airflow_provider_sestek.operators._common import (
@@ -219,7 +220,7 @@ class SestekTrainOperator(BaseOperator):
             client_id = client_id or conn.login
             secret = secret or conn.password
         if secret:
-            mask_secret(secret)
+            mask(secret)
         if not address:
             if identity or client_id or secret:
                 raise SestekValidationError(
