@@ -14,6 +14,7 @@ Nothing here imports Airflow at module level: the operator module imports this o
 from __future__ import annotations
 
 import ipaddress
+import logging
 from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult, quote, unquote, urlsplit, urlunsplit
 
@@ -36,6 +37,8 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 # RFC 3986 unreserved characters and sub-delimiters, kept as they are in a base-path segment; the rest is
 # percent-encoded, so "%7e" and "~" (or a raw "ü" and "%C3%BC") name one deployment.
 _PATH_SAFE = "-._~!$&'()*+,;=:@"
+
+log = logging.getLogger(__name__)
 
 
 def normalize_host(hostname: str) -> str:
@@ -186,12 +189,16 @@ def model_asset(
 
     On Airflow 3 this reads no connection: with ``sestek_conn_id`` (or nothing: ``sestek_default``) it is
     ``Asset.ref(name=model_asset_name(...))``, matched by the name the operator gives the model; with
-    ``host`` and ``tenant`` it is ``Asset.ref(uri=model_asset_uri(...))``, matched by the URI. On Airflow 2.11,
+    ``host`` and ``tenant`` it is ``Asset.ref(uri=model_asset_uri(...))``, matched by the URI. Airflow 3.0 to
+    3.2 resolve a reference only to an asset some DAG names (apache/airflow#58058, fixed in 3.3): there the
+    ``host`` form is the asset itself (its name with ``sestek_conn_id``, its URI), which makes it active for
+    the name form too; a DAG that uses only the name form never runs on those lines. On Airflow 2.11,
     which has no references, it is ``Dataset(model_asset_uri(...))``: with a connection id the connection is
     read when the DAG file is parsed.
 
     :param model_id: the model id.
-    :param sestek_conn_id: the Sestek connection id the trainings use.
+    :param sestek_conn_id: the Sestek connection id the trainings use (on Airflow 3 it may come with ``host``:
+        it then names the asset, which Airflow 3.0 to 3.2 need when it is not ``sestek_default``).
     :param host: the API base URL.
     :param tenant: the tenant.
     :param extra: the dataset's extra (Airflow 2.11 only: a reference has none, see :func:`create_asset`).
@@ -199,7 +206,7 @@ def model_asset(
     :raises SestekConfigError: on Airflow 2.11, the connection is not defined.
     """
     from airflow.providers.common.compat.sdk import Asset
-    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
+    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS
 
     if not AIRFLOW_V_3_0_PLUS:
         uri = model_asset_uri(model_id, sestek_conn_id=sestek_conn_id, host=host, tenant=tenant)
@@ -211,10 +218,25 @@ def model_asset(
     if host is None:
         if tenant is not None:
             raise SestekValidationError("tenant", tenant, "give tenant with host; a connection id names its own")
+        if not AIRFLOW_V_3_3_PLUS:
+            log.warning(
+                "model_asset(%r) is a reference by name: Airflow before 3.3 resolves it only once a DAG schedules "
+                "on model_asset(%r, host=..., tenant=...) (apache/airflow#58058)",
+                model_id,
+                model_id,
+            )
         return Asset.ref(
             name=model_asset_name(model_id, "sestek_default" if sestek_conn_id is None else sestek_conn_id)
         )
-    return Asset.ref(uri=model_asset_uri(model_id, sestek_conn_id=sestek_conn_id, host=host, tenant=tenant))
+    # With host, sestek_conn_id only names the asset (the URI comes from host and tenant): 3.3+ needs no name.
+    name = model_asset_name(model_id, "sestek_default" if sestek_conn_id is None else sestek_conn_id)
+    uri = model_asset_uri(model_id, host=host, tenant=tenant)
+    if not AIRFLOW_V_3_3_PLUS:
+        # Before 3.3 the scheduler activates only assets a DAG names (apache/airflow#58058): the one the
+        # operator's alias makes stays inactive and no reference resolves to it. The same asset, named here
+        # (the name the operator gives it, the URI), is active and its events reach this DAG.
+        return Asset(name=name, uri=uri)
+    return Asset.ref(uri=uri)
 
 
 def _shown(parts: SplitResult) -> str:

@@ -38,6 +38,15 @@ def test_refusal_of_user_information_does_not_echo_it(uri: str) -> None:
             text = Asset(uri).uri + " ".join(str(w.message).partition("compliant:")[2] for w in caught)
         assert TOKEN not in text
         return
+    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_1_PLUS
+
+    if not AIRFLOW_V_3_1_PLUS and "?" not in uri:
+        # 3.0 drops user information itself, with a warning, before the normalizer sees the URI (the asset's
+        # name, the URI as given, keeps it: Airflow's part, in the README).
+        with pytest.warns(UserWarning, match="auth info"):
+            asset = Asset(uri)
+        assert TOKEN not in asset.uri
+        return
     with pytest.raises(SestekValidationError) as info:
         Asset(uri)
     text = f"{info.value} {info.value!r} {info.value.value!r} {info.value.args!r}"
