@@ -103,7 +103,10 @@ def test_thousands_of_long_sources_return_fifty_cut_and_the_log_line_says_how_ma
     assert only["answer"] == answer  # the XCom keeps the answer whole
     text = "".join(capsys.readouterr())
     assert "(2951 more)" in text
-    assert max(len(line) for line in text.splitlines()) < 1_300  # the answer's log line is cut
+    # the answer's log line is cut (Airflow 3.0's dag.test() echoes each request of the task at DEBUG, the
+    # XCom with the whole answer included: its line, not the provider's)
+    ours = [line for line in text.splitlines() if "Sending request" not in line and "task runner" not in line]
+    assert max(len(line) for line in ours) < 1_300
 
 
 def test_a_source_that_is_not_text_fails_the_task_naming_the_result(sestek_conn: SestekEmulator, capsys) -> None:
