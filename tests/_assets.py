@@ -45,6 +45,33 @@ def register_alias() -> None:
             session.add(DatasetAliasModel(name=MODEL_ALIAS))
 
 
+def activate_assets(*assets: Any) -> None:
+    """
+    Airflow 3.0's ``dag.test()`` writes no DAG to the DB, so a concrete asset in a task's outlets is an
+    inactive one there and fails the task (``AirflowInactiveAssetInInletOrOutletException``): the rows are
+    written here, as the DAG processor and the scheduler would. (3.1 and later write them in dag.test().)
+
+    :param assets: the concrete assets of the task's outlets.
+    """
+    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_1_PLUS
+
+    if not AIRFLOW_3 or AIRFLOW_V_3_1_PLUS:
+        return
+    from airflow.models.asset import AssetActive, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        for asset in assets:
+            model = session.scalar(select(AssetModel).where(AssetModel.name == asset.name, AssetModel.uri == asset.uri))
+            if model is None:
+                model = AssetModel.from_public(asset)
+                session.add(model)
+                session.flush()
+            if session.scalar(select(AssetActive).where(AssetActive.name == asset.name)) is None:
+                session.add(AssetActive.for_asset(model))
+
+
 def scheduled_on(dag: Any) -> list[str]:
     """The URIs of the assets (datasets) a DAG is scheduled on."""
     if AIRFLOW_3:

@@ -16,7 +16,7 @@ import pytest
 from airflow_provider_sestek.assets import model_asset, model_asset_name, model_asset_uri
 from airflow_provider_sestek.operators._assets import MODEL_ALIAS
 from airflow_provider_sestek.testing import SestekEmulator
-from tests._assets import AIRFLOW_3, asset_events, register_alias
+from tests._assets import AIRFLOW_3, activate_assets, asset_events, register_alias
 from tests.conftest import connection_json
 from tests.dag_runner import FACTORIES, run_task
 from tests.operators.test_train import train
@@ -41,6 +41,7 @@ def user_asset() -> Any:
 def test_emits_the_model_asset_with_user_outlets(sestek_conn: SestekEmulator, faq: str, deferrable: bool) -> None:
     uri = model_asset_uri("faq-bot", host=sestek_conn.url, tenant=sestek_conn.tenant)
     before = len(asset_events(uri))
+    activate_assets(user_asset())
     result = run_task(lambda: train(faq, deferrable=deferrable, outlets=[user_asset()]))
     assert result.state == "success", result
     events = asset_events(uri)
