@@ -88,8 +88,15 @@ def test_a_successful_poll_resets_the_failure_count_in_every_mode(
     """
     import json
 
+    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_1_PLUS
+
     from airflow_provider_sestek.testing import Fault
 
+    if mode == "reschedule" and AIRFLOW_V_3_0_PLUS and not AIRFLOW_V_3_1_PLUS:
+        pytest.skip(
+            "Airflow 3.0's dag.test() fails the second poke of every reschedule-mode sensor (a PythonSensor too): "
+            "its in-process supervisor answers the first reschedule date as a string"
+        )
     submit(tmp_path)
     training = json.dumps({"percent": 50, "trainingStatus": "Training", "inferenceStatus": None})
 
@@ -106,6 +113,7 @@ def test_a_successful_poll_resets_the_failure_count_in_every_mode(
             deferrable=mode == "deferrable",
             mode="reschedule" if mode == "reschedule" else "poke",
             max_consecutive_failures=3,
+            timeout=300,  # only a guard against a hang: each reschedule is a round of dag.test()'s loop
         )
     )
     assert result.task_states["under_test"] == "success", result
