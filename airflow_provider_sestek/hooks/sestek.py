@@ -109,51 +109,17 @@ class SestekHook(BaseHook):
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
-        """
-        Extra fields of the connection form on Airflow versions that build it from the hook.
+        """Extra fields of the connection form where Airflow builds it from the hook (see :mod:`.form`)."""
+        from airflow_provider_sestek.hooks.form import connection_form_widgets
 
-        Airflow 3.0 and 3.1 install without Flask-AppBuilder and WTForms (they come with the FAB provider). On
-        3.1 the UI stands in for both while it asks; on a bare 3.0 nothing can describe a field, so this
-        returns no fields rather than raising: Airflow then still applies :meth:`get_ui_field_behaviour` (the
-        relabelled and hidden standard fields), where an ``ImportError`` would make it skip the hook's form
-        customisation altogether.
-        """
-        try:
-            from flask_babel import lazy_gettext
-            from wtforms import PasswordField, StringField
-        except ImportError:  # a bare Airflow 3.0: the extras are set in the Extra JSON field
-            return {}
-        try:
-            from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
-        except ImportError:  # WTForms without FAB: the fields' own inputs (PasswordInput keeps "sensitive")
-            text_widget: Any = None
-            password_widget: Any = None
-        else:
-            text_widget, password_widget = BS3TextFieldWidget, BS3PasswordFieldWidget
-
-        from airflow_provider_sestek.get_provider_info import CONN_FIELDS
-
-        widgets: dict[str, Any] = {}
-        for name, spec in CONN_FIELDS.items():
-            secret = spec["schema"].get("format") == "password"
-            field_class = PasswordField if secret else StringField
-            widget_class = password_widget if secret else text_widget
-            options: dict[str, Any] = {"description": spec["description"]}
-            if widget_class is not None:
-                options["widget"] = widget_class()
-            widgets[name] = field_class(lazy_gettext(spec["label"]), **options)
-        return widgets
+        return connection_form_widgets()
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         """Relabelled, hidden and placeholder fields of the connection form (Airflow 2.11 - 3.1)."""
-        from airflow_provider_sestek.get_provider_info import UI_FIELD_BEHAVIOUR
+        from airflow_provider_sestek.hooks.form import ui_field_behaviour
 
-        return {
-            "hidden_fields": list(UI_FIELD_BEHAVIOUR["hidden-fields"]),
-            "relabeling": dict(UI_FIELD_BEHAVIOUR["relabeling"]),
-            "placeholders": dict(UI_FIELD_BEHAVIOUR["placeholders"]),
-        }
+        return ui_field_behaviour()
 
     # --- configuration -------------------------------------------------------------------------------
 
