@@ -9,19 +9,18 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import BaseHook, BaseOperator
+from airflow.providers.common.compat.sdk import BaseOperator
 
 from airflow_provider_sestek import api
 from airflow_provider_sestek.exceptions import (
     SestekApiError,
     SestekTrainingInProgress,
     SestekTransportError,
-    SestekValidationError,
 )
 from airflow_provider_sestek.hooks.sestek import SestekHook
-from airflow_provider_sestek.hooks.tokens import mask
 from airflow_provider_sestek.links.sestek import PORTAL_URL_XCOM_KEY, SestekModelLink, render_portal_url
 from airflow_provider_sestek.operators._assets import emit_model_event, with_model_alias
+from airflow_provider_sestek.operators._callback import resolve_callback
 from airflow_provider_sestek.operators._common import (
     default_deferrable,
     defer_wait,
@@ -210,24 +209,13 @@ class SestekTrainOperator(BaseOperator):
     # --- validation -------------------------------------------------------------------------------------
 
     def _callback(self) -> api.CallbackConfig | None:
-        address, identity = self.callback_address, self.callback_identity_address
-        client_id, secret = self.callback_client_id, self._callback_client_secret
-        if self.callback_conn_id:
-            conn = BaseHook.get_connection(self.callback_conn_id)
-            host = conn.host or ""
-            address = address or (host if "://" in host or not host else f"https://{host}")
-            identity = identity or conn.extra_dejson.get("identity_url")
-            client_id = client_id or conn.login
-            secret = secret or conn.password
-        if secret:
-            mask(secret)
-        if not address:
-            if identity or client_id or secret:
-                raise SestekValidationError(
-                    "callback_address", None, "is required when callback identity or client settings are given"
-                )
-            return None
-        return api.CallbackConfig(address, identity or None, client_id or None, secret or None)
+        return resolve_callback(
+            self.callback_conn_id,
+            self.callback_address,
+            self.callback_identity_address,
+            self.callback_client_id,
+            self._callback_client_secret,
+        )
 
     def _prepare(self) -> tuple[TrainingRequest, float | None]:
         """Validate every argument after templating; no Sestek call is made."""
