@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow_provider_sestek.exceptions import SestekTransportError
-from airflow_provider_sestek.hooks.flow import BodyBuffer, Flow, FlowRun, Lock, Mask, Reply, Request, Send, Sleep
+from airflow_provider_sestek.hooks.flow import Flow, Lock, Mask, Reply, Request, Send, Sleep
+from airflow_provider_sestek.hooks.flow_run import BodyBuffer, FlowRun
 from airflow_provider_sestek.hooks.retry import describe_exception
 from airflow_provider_sestek.hooks.tokens import TokenKey, amask
 from airflow_provider_sestek.hooks.transport_sync import CUT_OFF, DEADLINE

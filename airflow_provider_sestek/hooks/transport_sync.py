@@ -16,7 +16,8 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow_provider_sestek.exceptions import SestekError, SestekTransportError
-from airflow_provider_sestek.hooks.flow import BodyBuffer, Flow, FlowRun, Lock, Mask, Reply, Request, Send, Sleep
+from airflow_provider_sestek.hooks.flow import Flow, Lock, Mask, Reply, Request, Send, Sleep
+from airflow_provider_sestek.hooks.flow_run import BodyBuffer, FlowRun
 from airflow_provider_sestek.hooks.retry import describe_exception
 from airflow_provider_sestek.hooks.tokens import TOKEN_CACHE, mask
 
