@@ -57,11 +57,12 @@ test: lint typecheck pytest test-airflow test-production
 # through dag.test(), the durable fallback, assets, object storage, the connection form's metadata, the
 # example DAGs) and the demo, in its own venv `.venv-airflow-<version>`. Lint and types run once, on the newest.
 LINES := 2.11.2 3.0.6 3.1.8 3.2.2 3.3.2
-# 3.0, 3.1 and 3.2 join CI once their compatibility suites pass (the lines' own fixes are in progress).
-OLDER_LINES ?= 2.11.2
+OLDER_LINES ?= 2.11.2 3.0.6 3.1.8 3.2.2
 AIRFLOW_2_VERSION ?= 2.11.2
 test-matrix: test
-	set -e; for v in $(OLDER_LINES); do $(MAKE) test-compat AIRFLOW_VERSION=$$v VENV=.venv-airflow-$$v; done
+	set -e; for v in $(OLDER_LINES); do start=$$(date +%s); \
+		$(MAKE) test-compat AIRFLOW_VERSION=$$v VENV=.venv-airflow-$$v; \
+		echo "[timing] Airflow $$v (install, compatibility suite, demo): $$(( $$(date +%s) - start )) s"; done
 
 test-compat: $(STAMP)
 	$(BIN)/pytest -m compat -n $(XDIST)
