@@ -8,6 +8,7 @@ side, an asyncio lock per event loop (kept with that loop's pool, so it dies wit
 
 from __future__ import annotations
 
+import importlib
 import sys
 import threading
 
@@ -83,23 +84,38 @@ def mask(secret: str) -> None:
 
     :param secret: the value to replace by ``***`` in task logs.
     """
+    if _mask_in_process(secret):
+        return
     from airflow.providers.common.compat.sdk import mask_secret
 
-    local = getattr(sys.modules.get(getattr(mask_secret, "__module__", "")), "_secrets_masker", None)
-    if callable(local) and _supervised_in_process():
-        # dag.test(): the supervisor is this process, and Airflow 3.0's mask_secret sends it the value before
-        # this process's masker knows it, so the DEBUG line logging that request printed the secret. Register
-        # it here, where the supervisor would have (3.1 and later mask first and print "***").
-        local().add_mask(secret)
-        return
     mask_secret(secret)
 
 
-def _supervised_in_process() -> bool:
-    """Whether this task runs under ``dag.test()``'s in-process supervisor (Airflow 3)."""
+# Where each Airflow 3 line keeps its process's masker (3.1+ in the shared package, 3.0 in the task SDK).
+_MASKER_MODULES = ("airflow.sdk._shared.secrets_masker", "airflow.sdk.execution_time.secrets_masker")
+
+
+def _mask_in_process(secret: str) -> bool:
+    """
+    Under ``dag.test()`` the supervisor is this process: register the secret with this process's masker only.
+    ``mask_secret`` would also send it to the supervisor, and the in-process supervisor logs every request it
+    gets at DEBUG, the secret in it, to an output dag.test() does not mask.
+
+    :param secret: the value to mask.
+    :returns: whether it was registered here (else the caller uses ``mask_secret``).
+    """
     task_runner = sys.modules.get("airflow.sdk.execution_time.task_runner")
-    comms = getattr(task_runner, "SUPERVISOR_COMMS", None)
-    return type(comms).__name__ == "InProcessSupervisorComms"
+    if type(getattr(task_runner, "SUPERVISOR_COMMS", None)).__name__ != "InProcessSupervisorComms":
+        return False
+    for name in _MASKER_MODULES:
+        try:
+            masker = getattr(importlib.import_module(name), "_secrets_masker", None)
+        except ImportError:
+            continue
+        if callable(masker):
+            masker().add_mask(secret)
+            return True
+    return False
 
 
 async def amask(secret: str) -> None:
@@ -109,6 +125,8 @@ async def amask(secret: str) -> None:
 
     :param secret: the value to replace by ``***`` in trigger logs.
     """
+    if _mask_in_process(secret):
+        return
     try:
         from airflow.sdk.log import amask_secret
     except ImportError:

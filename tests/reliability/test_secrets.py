@@ -230,27 +230,70 @@ def test_validation_errors_hold_no_secret(faq: str) -> None:
         assert leaks(_error_texts(info.value)) == [], _error_texts(info.value)
 
 
-def test_a_training_at_debug_level_prints_no_secret(
-    secret_emulator: SestekEmulator, faq: str, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
-) -> None:
-    # At DEBUG, the in-process supervisor of dag.test() logs every request a task sends it, MaskSecret
-    # included: the tokens and the callback secret the provider registers must not show in that line.
-    with caplog.at_level("DEBUG"):
-        result = run_task(lambda: _train(faq, deferrable=False))
-    lines = ("".join(capsys.readouterr()) + caplog.text).splitlines()
-    assert result.state == "success", result
-    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_1_PLUS
+_DEBUG_DAG = """
+import pendulum
+from airflow.providers.common.compat.sdk import DAG
+from airflow_provider_sestek.operators.sestek import SestekTrainOperator
 
-    if AIRFLOW_V_3_0_PLUS and not AIRFLOW_V_3_1_PLUS:
-        assert any("Sending request" in line for line in lines)  # 3.0 logs them: the DEBUG output was captured
-        # Airflow 3.0 itself sends each connection's password and extra that way when a task reads the
-        # connection (sdk/execution_time/context.py), before its masker knows them: its own lines, fixed in
-        # 3.1 and in the README. What the provider registers (tokens, the callback secret) is not among them.
-        own = (
-            f"MaskSecret(value={TRAIN_SECRET!r}",
-            f"MaskSecret(value={CALLBACK_SECRET!r}",
-            "MaskSecret(value={",
-            "MaskSecret(value='{",
-        )
-        lines = [line for line in lines if not any(text in line for text in own)]
-    assert [line for line in lines if leaks(line)] == []
+with DAG("debug_secrets", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")) as dag:
+    SestekTrainOperator(task_id="sync", model_id="sync-bot", project_name="P", data_files=[FAQ],
+                        callback_conn_id="sestek_callback", poll_interval=0.05)
+    SestekTrainOperator(task_id="deferred", model_id="deferred-bot", project_name="P", data_files=[FAQ],
+                        callback_address="https://hooks.example.com/x", callback_client_id="cb",
+                        callback_identity_address="https://id.example.com",
+                        callback_client_secret=INLINE, deferrable=True, poll_interval=0.05)
+"""
+
+_DEBUG_TEST = """
+import json, os, runpy
+import pytest
+
+@pytest.mark.sestek_emulator(clients={"train-client": TRAIN}, token_prefix=TOKEN)
+def test_run(sestek_connection, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_SESTEK_CALLBACK", json.dumps(
+        {"conn_type": "http", "host": "https://hooks.example.com/cb", "login": "cb-id", "password": CALLBACK,
+         "extra": {"identity_url": "https://id.example.com"}}))
+    dag = runpy.run_path(os.environ["DEBUG_DAG"])["dag"]
+    run = dag.test()
+    print("RUN STATE", run.state)
+"""
+
+
+def test_a_training_at_debug_level_prints_no_secret(tmp_path: Any, faq: str) -> None:
+    """
+    At DEBUG (set for the whole process, as a user does), the in-process supervisor of ``dag.test()`` logs
+    every request a task sends it, MaskSecret included, to an output it does not mask: the tokens and the
+    callback secrets the provider registers, sync and deferred, must not show there.
+    """
+    import os
+    import subprocess
+    import sys
+
+    names = {"FAQ": faq, "INLINE": CALLBACK_SECRET + "-inline", "TRAIN": TRAIN_SECRET, "TOKEN": TOKEN_PREFIX}
+    names["CALLBACK"] = CALLBACK_SECRET
+    prelude = "".join(f"{key} = {value!r}\n" for key, value in names.items())
+    (tmp_path / "debug_dag.py").write_text(prelude + _DEBUG_DAG)
+    (tmp_path / "test_debug_run.py").write_text(prelude + _DEBUG_TEST)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "PYTEST_XDIST"))}
+    env.update(AIRFLOW__LOGGING__LOGGING_LEVEL="DEBUG", DEBUG_DAG=str(tmp_path / "debug_dag.py"))
+    plugins = ["-p", "no:randomly", "-p", "no:cacheprovider"]
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-s", *plugins, "test_debug_run.py"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    out = done.stdout + done.stderr
+    assert "RUN STATE success" in out and "1 passed" in out, out[-3000:]
+    lines = out.splitlines()
+    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
+
+    if AIRFLOW_V_3_0_PLUS:
+        assert any("Sending request" in line for line in lines)  # the DEBUG output was captured
+        # Airflow 3 itself sends each connection's password and extra that way when a task reads a connection,
+        # and prints them: its own lines. What the provider registers (tokens, an inline secret) is not there.
+        own = (f"MaskSecret(value={TRAIN_SECRET!r}", f"MaskSecret(value={CALLBACK_SECRET!r}", "MaskSecret(value={")
+        lines = [line for line in lines if not any(text in line for text in (*own, "MaskSecret(value='{"))]
+    assert [line[:300] for line in lines if leaks(line)] == []
