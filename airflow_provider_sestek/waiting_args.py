@@ -84,8 +84,9 @@ def check_failures(value: Any, field: str = "max_consecutive_failures") -> int:
     """
     :param value: the ``max_consecutive_failures`` argument.
     :param field: the parameter name, for the error.
-    :return: it, at least 1.
+    :return: it.
+    :raises SestekValidationError: not a whole number of at least 1 (0 would fail on the first blip).
     """
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise SestekValidationError(field, value, "must be a whole number")
-    return max(1, value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SestekValidationError(field, value, "must be a whole number of at least 1")
+    return value

@@ -75,10 +75,12 @@ from airflow_provider_sestek.api.validation import (
     TENANT_RULE,
     as_list,
     chat_history_pairs,
+    validate_flag,
     validate_http_url,
     validate_model_id,
     validate_project_name,
     validate_tenant,
+    validate_text,
 )
 
 __all__ = [
@@ -131,10 +133,12 @@ __all__ = [
     "train_url",
     "training_form_fields",
     "validate_callback",
+    "validate_flag",
     "validate_http_url",
     "validate_model_id",
     "validate_portal_template",
     "validate_project_name",
     "validate_tenant",
+    "validate_text",
     "without_secrets",
 ]

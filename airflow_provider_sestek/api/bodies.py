@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_provider_sestek.api.validation import chat_history_pairs, validate_http_url
+from airflow_provider_sestek.api.validation import chat_history_pairs, validate_flag, validate_http_url, validate_text
 from airflow_provider_sestek.exceptions import SestekValidationError
 
 #: Fields (of a form or, at any depth, of a JSON body) whose values are secrets. A request carrying one keeps
@@ -145,8 +145,13 @@ def inference_body(
     for i, query in enumerate(queries):
         if not isinstance(query, str) or not query.strip():
             raise SestekValidationError(f"queries[{i}]", query, "must be a non-empty string")
-    if semantic_cache_threshold is not None and not 0.0 <= float(semantic_cache_threshold) <= 1.0:
-        raise SestekValidationError("semantic_cache_threshold", semantic_cache_threshold, "must be between 0 and 1")
+    validate_text(prompt, "prompt")
+    validate_flag(use_semantic_cache, "use_semantic_cache", optional=True)
+    threshold = semantic_cache_threshold
+    if threshold is not None and (
+        isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0.0 <= threshold <= 1.0
+    ):
+        raise SestekValidationError("semantic_cache_threshold", threshold, "must be a number between 0 and 1")
     inputs = []
     for query in queries:
         item: dict[str, Any] = {"query": query, "chat_history": history}

@@ -76,12 +76,43 @@ def validate_http_url(value: object, field_name: str) -> str:
     """
     if not isinstance(value, str) or not value.strip():
         raise SestekValidationError(field_name, value, "must be a non-empty http(s) URL")
+    if any(char.isspace() or not char.isprintable() for char in value.strip()):
+        raise SestekValidationError(field_name, redact_url(value), "must not contain spaces or control characters")
     parts = _split(value.strip())
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
         raise SestekValidationError(
             field_name, redact_url(value), "must be an absolute http:// or https:// URL with a host"
         )
     return value.strip()
+
+
+def validate_flag(value: object, field_name: str, *, optional: bool = False) -> bool | None:
+    """
+    Check a yes/no argument: a real ``bool``, so a string such as ``"false"`` (truthy) is never taken for one.
+
+    :param value: the value to check.
+    :param field_name: parameter name used in the error.
+    :param optional: ``None`` is allowed (the server's default).
+    """
+    if value is None and optional:
+        return None
+    if not isinstance(value, bool):
+        raise SestekValidationError(field_name, value, "must be True or False")
+    return value
+
+
+def validate_text(value: object, field_name: str, *, secret: bool = False) -> str | None:
+    """
+    Check an optional text argument (``None`` or a string).
+
+    :param value: the value to check.
+    :param field_name: parameter name used in the error.
+    :param secret: never quote the value, only its type.
+    """
+    if value is None or isinstance(value, str):
+        return value
+    shown = None if secret else value
+    raise SestekValidationError(field_name, shown, f"must be a string, not {type(value).__name__}")
 
 
 def validate_project_name(project_name: object) -> str:

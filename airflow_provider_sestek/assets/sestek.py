@@ -162,13 +162,13 @@ def model_asset_uri(
 
 def _connection_config(conn_id: str) -> Any:
     """The connection's settings; a connection that is not defined is a :class:`SestekConfigError`."""
-    from airflow.providers.common.compat.sdk import AirflowNotFoundException
-
     from airflow_provider_sestek.hooks.sestek import SestekHook
 
     try:
         return SestekHook(conn_id).config
-    except AirflowNotFoundException:
+    except SestekConfigError as exc:
+        if "is not defined" not in str(exc):
+            raise
         raise SestekConfigError(
             "sestek_conn_id",
             f"the connection {conn_id!r} is not defined; define it, or name the model without a lookup: "

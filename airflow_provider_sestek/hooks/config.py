@@ -252,3 +252,25 @@ class SestekConnectionConfig:
             client_id, secret = self.credentials(kind)  # type: ignore[arg-type]
             keys[kind] = (self.token_url, client_id, hashlib.sha256(secret.encode()).hexdigest()[:16])
         return keys
+
+
+def check_conn_id(conn_id: object) -> None:
+    """
+    :param conn_id: the Sestek connection id a hook was given.
+    :raises SestekConfigError: it is not a non-empty string (checked before any lookup).
+    """
+    if not isinstance(conn_id, str) or not conn_id.strip():
+        raise SestekConfigError("sestek_conn_id", f"must name an Airflow connection, not {conn_id!r}")
+
+
+def connection_not_defined(conn_id: str) -> SestekConfigError:
+    """
+    The error for a connection id that Airflow does not know (instead of Airflow's ``AirflowNotFoundException``).
+
+    :param conn_id: the connection id.
+    """
+    return SestekConfigError(
+        "sestek_conn_id",
+        f"the connection {conn_id!r} is not defined; define it (Admin -> Connections, an AIRFLOW_CONN_... "
+        "environment variable or a secrets backend) or pass the id of one that is",
+    )

@@ -21,7 +21,13 @@ from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider_sestek import __version__, api
 from airflow_provider_sestek.exceptions import SestekApiError, SestekConfigError, SestekError, SestekValidationError
-from airflow_provider_sestek.hooks.config import MAX_RESPONSE_BYTES, ClientKind, SestekConnectionConfig
+from airflow_provider_sestek.hooks.config import (
+    MAX_RESPONSE_BYTES,
+    ClientKind,
+    SestekConnectionConfig,
+    check_conn_id,
+    connection_not_defined,
+)
 from airflow_provider_sestek.hooks.tokens import TOKEN_CACHE, clear_token_cache
 
 if TYPE_CHECKING:
@@ -127,7 +133,13 @@ class SestekHook(BaseHook):
     def config(self) -> SestekConnectionConfig:
         """The validated connection settings (looked up once per hook)."""
         if self._config is None:
-            conn = self.get_connection(self.sestek_conn_id)
+            from airflow.providers.common.compat.sdk import AirflowNotFoundException
+
+            check_conn_id(self.sestek_conn_id)
+            try:
+                conn = self.get_connection(self.sestek_conn_id)
+            except AirflowNotFoundException:
+                raise connection_not_defined(self.sestek_conn_id) from None
             self._config = SestekConnectionConfig.from_connection(
                 self.sestek_conn_id, conn.host, conn.login, conn.password, conn.extra_dejson, conn.port
             )
@@ -135,6 +147,17 @@ class SestekHook(BaseHook):
 
     async def aconfig(self) -> SestekConnectionConfig:
         """The validated connection settings, looked up without blocking the event loop."""
+        if self._config is None:
+            from airflow.providers.common.compat.sdk import AirflowNotFoundException
+
+            check_conn_id(self.sestek_conn_id)
+            try:
+                return await self._aconfig()
+            except AirflowNotFoundException:
+                raise connection_not_defined(self.sestek_conn_id) from None
+        return self._config
+
+    async def _aconfig(self) -> SestekConnectionConfig:
         if self._config is None:
             from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
 

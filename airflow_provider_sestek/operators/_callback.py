@@ -27,8 +27,23 @@ def resolve_callback(
     :param secret: the callback's client secret (registered with the masker, never in a message).
     :raises SestekValidationError: identity or client settings without an address.
     """
+    for field, value in (
+        ("callback_address", address),
+        ("callback_identity_address", identity),
+        ("callback_client_id", client_id),
+        ("callback_conn_id", conn_id),
+    ):
+        api.validate_text(value, field)
+    api.validate_text(secret, "callback_client_secret", secret=True)
     if conn_id:
-        conn = BaseHook.get_connection(conn_id)
+        from airflow.providers.common.compat.sdk import AirflowNotFoundException
+
+        try:
+            conn = BaseHook.get_connection(conn_id)
+        except AirflowNotFoundException:
+            raise SestekValidationError(
+                "callback_conn_id", conn_id, "no Airflow connection has this id; define it or pass another"
+            ) from None
         host = conn.host or ""
         address = address or (host if "://" in host or not host else f"https://{host}")
         identity = identity or conn.extra_dejson.get("identity_url")

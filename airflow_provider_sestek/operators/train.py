@@ -38,6 +38,7 @@ from airflow_provider_sestek.operators._mapping import (
 from airflow_provider_sestek.waiting import WaitSpec, short
 from airflow_provider_sestek.waiting_args import (
     DEFAULT_HEARTBEAT_INTERVAL,
+    check_failures,
     check_heartbeat_interval,
     check_poll_interval,
     seconds,
@@ -220,6 +221,9 @@ class SestekTrainOperator(BaseOperator):
     def _prepare(self) -> tuple[TrainingRequest, float | None]:
         """Validate every argument after templating; no Sestek call is made."""
         check_poll_interval(self.poll_interval)
+        check_failures(self.max_consecutive_failures)
+        for flag in ("wait_for_completion", "wait_for_inference", "durable"):
+            api.validate_flag(getattr(self, flag), flag)
         check_heartbeat_interval(self.heartbeat_interval)
         timeout = seconds(self.timeout, "timeout")
         request = self.hook.prepare_training(

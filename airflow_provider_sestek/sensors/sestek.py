@@ -16,7 +16,7 @@ from airflow_provider_sestek.hooks.sestek import SestekHook
 from airflow_provider_sestek.links.sestek import render_portal_url
 from airflow_provider_sestek.operators._common import default_deferrable, defer_wait, raise_for_outcome
 from airflow_provider_sestek.waiting import ProgressWatcher, WaitSpec, observe
-from airflow_provider_sestek.waiting_args import DEFAULT_HEARTBEAT_INTERVAL, check_heartbeat_interval
+from airflow_provider_sestek.waiting_args import DEFAULT_HEARTBEAT_INTERVAL, check_failures, check_heartbeat_interval
 from airflow_provider_sestek.waiting_outcomes import WaitOutcome
 
 #: Key in the task state store holding the failed polls in a row (survives reschedules on Airflow 3.3+).
@@ -124,6 +124,7 @@ class SestekTrainingSensor(BaseSensorOperator):
         """Poke (or reschedule) normally; in deferrable mode poke once, then hand the wait to the triggerer."""
         api.validate_model_id(self.model_id)
         check_heartbeat_interval(self.heartbeat_interval)
+        check_failures(self.max_consecutive_failures)
         if not self.deferrable:
             return super().execute(context)
         first = self.poke(context)

@@ -128,3 +128,23 @@ def test_docs_that_are_not_a_list_fail_the_task_with_an_api_error_not_a_type_err
     assert result.task_states["under_test"] == "failed"
     text = "".join(capsys.readouterr())
     assert "inference result 0 has 'docs' that is not a list: 5" in text and "TypeError" not in text
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({"prompt": 5}, "Invalid prompt = 5: must be a string, not int"),
+        ({"use_semantic_cache": "yes"}, "Invalid use_semantic_cache = 'yes': must be True or False"),
+        ({"semantic_cache_threshold": "0.5"}, "Invalid semantic_cache_threshold = '0.5': must be a number between"),
+        ({"semantic_cache_threshold": True}, "Invalid semantic_cache_threshold = True"),
+        ({"semantic_cache_threshold": 1.5}, "Invalid semantic_cache_threshold = 1.5"),
+    ],
+)
+def test_ill_typed_arguments_fail_before_any_request(sestek_conn: SestekEmulator, kwargs: dict, needle: str) -> None:
+    from airflow_provider_sestek.exceptions import SestekValidationError
+
+    operator = SestekQuestionAnsweringOperator(task_id="ask", model_id="faq-bot", query="q", **kwargs)
+    with pytest.raises(SestekValidationError) as info:
+        operator.execute({})  # type: ignore[arg-type]
+    assert needle in str(info.value)
+    assert sestek_conn.requests == []

@@ -50,12 +50,6 @@ class Case:
     needles: tuple[str, ...] = ()
 
 
-def _airflow_not_found() -> type[BaseException]:
-    from airflow.providers.common.compat.sdk import AirflowNotFoundException
-
-    return AirflowNotFoundException  # type: ignore[no-any-return]
-
-
 CASES: dict[str, Case] = {
     # --- the model id rule: lowercase a-z, digits, '-', no '-' first or last, 1-63 characters
     "model id too long": Case({"model_id": "a" * 64}, needles=("Invalid model_id", "64 characters long", "at most 63")),
@@ -110,9 +104,29 @@ CASES: dict[str, Case] = {
     ),
     "poll interval zero": Case({"poll_interval": 0}, needles=("Invalid poll_interval = 0", "positive number")),
     "timeout negative": Case({"timeout": -5}, needles=("Invalid timeout = -5", "non-negative")),
+    "URL with a space": Case({"data_urls": ["https://x.example.com/a b"]}, needles=("Invalid data_urls[0]", "spaces")),
+    "failure limit zero": Case(
+        {"max_consecutive_failures": 0}, needles=("Invalid max_consecutive_failures = 0", "at least 1")
+    ),
+    "failure limit not whole": Case({"max_consecutive_failures": 1.5}, needles=("max_consecutive_failures = 1.5",)),
+    "failure limit a string": Case({"max_consecutive_failures": "3"}, needles=("max_consecutive_failures = '3'",)),
+    "failure limit a bool": Case({"max_consecutive_failures": True}, needles=("max_consecutive_failures = True",)),
+    "wait flag a string": Case({"wait_for_completion": "no"}, needles=("wait_for_completion = 'no'", "True or False")),
+    "inference flag a string": Case({"wait_for_inference": "false"}, needles=("wait_for_inference = 'false'",)),
+    "durable flag a string": Case({"durable": "no"}, needles=("Invalid durable = 'no'", "True or False")),
+    "callback secret not a string": Case(
+        {"callback_address": "https://hooks.example.com", "callback_client_id": "cb", "callback_client_secret": 5},
+        needles=("Invalid callback_client_secret", "must be a string, not int"),
+    ),
+    "callback connection unknown": Case(
+        {"callback_conn_id": "no_such_callback"}, needles=("callback_conn_id = 'no_such_callback'", "no Airflow")
+    ),
     # --- the connection
     "unknown connection id": Case(
-        {"sestek_conn_id": "no_such_conn"}, error=_airflow_not_found(), needles=("no_such_conn", "isn't defined")
+        {"sestek_conn_id": "no_such_conn"}, error=SestekConfigError, needles=("no_such_conn", "is not defined")
+    ),
+    "empty connection id": Case(
+        {"sestek_conn_id": ""}, error=SestekConfigError, needles=("sestek_conn_id", "must name an Airflow connection")
     ),
     "connection without host": Case(
         connection={"host": None}, error=SestekConfigError, needles=("field 'host'", "is empty")

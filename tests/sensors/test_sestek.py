@@ -117,3 +117,12 @@ def test_a_successful_poll_resets_the_failure_count_in_every_mode(
         )
     )
     assert result.task_states["under_test"] == "success", result
+
+
+@pytest.mark.parametrize("limit", [0, -3, "x", 1.5, True])
+def test_an_invalid_failure_limit_fails_before_any_request(sestek_conn: SestekEmulator, limit: object) -> None:
+    from airflow_provider_sestek.exceptions import SestekValidationError
+
+    with pytest.raises(SestekValidationError, match=r"Invalid max_consecutive_failures = .*at least 1"):
+        sensor(max_consecutive_failures=limit).execute({})  # type: ignore[arg-type]
+    assert sestek_conn.requests == []
