@@ -218,16 +218,15 @@ def model_asset(
     if host is None:
         if tenant is not None:
             raise SestekValidationError("tenant", tenant, "give tenant with host; a connection id names its own")
-        if not AIRFLOW_V_3_3_PLUS:
+        ref = Asset.ref(name=model_asset_name(model_id, "sestek_default" if sestek_conn_id is None else sestek_conn_id))
+        if not AIRFLOW_V_3_3_PLUS:  # (after the checks: a refused id is an error, not this warning)
             log.warning(
                 "model_asset(%r) is a reference by name: Airflow before 3.3 resolves it only once a DAG schedules "
                 "on model_asset(%r, host=..., tenant=...) (apache/airflow#58058)",
                 model_id,
                 model_id,
             )
-        return Asset.ref(
-            name=model_asset_name(model_id, "sestek_default" if sestek_conn_id is None else sestek_conn_id)
-        )
+        return ref
     # With host, sestek_conn_id only names the asset (the URI comes from host and tenant): 3.3+ needs no name.
     name = model_asset_name(model_id, "sestek_default" if sestek_conn_id is None else sestek_conn_id)
     uri = model_asset_uri(model_id, host=host, tenant=tenant)

@@ -249,12 +249,13 @@ class SestekTrainOperator(BaseOperator):
         The progress of a training believed to exist: "not found" is retried ``looks`` times in all,
         ``poll_interval`` apart (the endpoint may not show a training created a moment ago).
         """
+        pacing = self._spec(None).watcher(self.log)  # the wait rule paces these looks, as it paces every poll
         for look in range(max(looks, 1)):
             progress = self._progress_or_none()
             if progress is not None:
                 return progress
             if look + 1 < looks:
-                time.sleep(float(self.poll_interval))
+                time.sleep(pacing.sleep_seconds())
         return None
 
     def _attach(self, progress: api.TrainingProgress, why: str) -> api.TrainingProgress:

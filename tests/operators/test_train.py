@@ -272,3 +272,24 @@ def test_a_retrain_is_not_done_while_the_previous_training_still_shows(
     training = sestek_conn.trainings["faq-bot"]
     assert sestek_conn.counters["trainings_created"] == 2
     assert (training.status, training.inference_status) == ("Completed", "Running")  # the new one, waited for
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fixture-fast-waits", "real-waits"])
+def test_the_looks_after_an_unclear_submit_are_paced_by_the_wait_rule(
+    sestek_conn: SestekEmulator, faq: str, monkeypatch: pytest.MonkeyPatch, fast: bool
+) -> None:
+    """
+    The progress looks that follow a submit of unknown outcome sleep what the wait rule says, so the pytest
+    plugin's fast waits shorten them too (they slept the full poll_interval, a minute per look, in tests).
+    """
+    import airflow_provider_sestek.operators.train as train_module
+    from airflow_provider_sestek.testing.pytest_plugin import FAST_WAIT, fast_waits
+
+    if fast:
+        fast_waits(monkeypatch)
+    slept: list[float] = []
+    monkeypatch.setattr(train_module.time, "sleep", slept.append)
+    assert train(faq, poll_interval=60)._look(3) is None  # no such training: three looks, two pauses
+    assert len(slept) == 2
+    assert all(pause <= FAST_WAIT for pause in slept) if fast else all(54 <= pause <= 66 for pause in slept)
+    assert [r.endpoint for r in sestek_conn.requests if r.endpoint == "progress"] == ["progress"] * 3
