@@ -42,6 +42,7 @@ from typing import Any, Literal
 from airflow.providers.common.compat.sdk import conf
 
 from airflow_provider_sestek import api
+from airflow_provider_sestek.exceptions import SestekApiError
 from airflow_provider_sestek.waiting import short
 
 #: Key in the task state store. Renaming it breaks the retries of tasks in flight.
@@ -259,6 +260,20 @@ class DurableTraining:
         """
         record = self.record
         assert record is not None  # LOOK is only answered for a stored record
+        if progress is None and record.phase == "submitted":
+            # The server confirmed this training before: "not found" on every look is the gateway (a restart
+            # answers 404), not proof it is gone, and a second submit would train twice once it has finished.
+            self._incr("recorded_not_found")
+            raise SestekApiError(
+                method="GET",
+                endpoint=f"progress of model {self.model_id!r}",
+                status=404,
+                message=(
+                    f"the training this task recorded (experiment {record.experiment_id}) was not found on any "
+                    "look; not submitting a second one. A retry looks again; if the training was deleted on the "
+                    "Sestek side, run the task once with durable=False to train anew"
+                ),
+            )
         if progress is None or progress.training_status is api.TrainingStatus.FAILED:
             self._incr("terminal_resubmit")
             self.log.warning(

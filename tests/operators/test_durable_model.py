@@ -287,3 +287,31 @@ def test_the_durable_rule_holds_over_crashes_retries_clears_and_foreign_training
     # without training again.
     print(f"durable model: {totals}")
     assert totals["tries"] >= 40 and totals["successes"] >= 8 and totals["collected"] >= 1, totals
+
+
+def test_a_recorded_training_hidden_by_404s_is_not_trained_again(
+    emulator_factory: Any, monkeypatch: pytest.MonkeyPatch, airflow_db: str
+) -> None:
+    """
+    A sequence the model found: once the server has confirmed this task's training, a retry whose looks all
+    answer 404 (a gateway restarting) fails the try instead of submitting a second training.
+    """
+    emu = emulator_factory(advance="time", seconds_per_step=0.01, token_lifetime=0.5)
+    monkeypatch.setenv("AIRFLOW_CONN_SESTEK_DEFAULT", connection_json(emu))
+    DurableRule.emulator = emu
+    machine = DurableRule()
+    steps: list[tuple[str, dict[str, Any]]] = [
+        ("a_try", {"crash": "answer_lost", "deferrable": False}),
+        ("a_try", {"crash": "before_post", "deferrable": False}),
+        ("a_try", {"crash": "mid_wait", "deferrable": False}),
+        ("a_try", {"crash": "mid_wait", "deferrable": False}),
+        ("progress_flaps", {"count": 3, "status": 404}),
+        ("progress_flaps", {"count": 2, "status": 503}),
+        ("a_try", {"crash": "after_execute", "deferrable": False}),
+        ("a_try", {"crash": None, "deferrable": False}),
+    ]
+    for name, kwargs in steps:
+        getattr(machine, name)(**kwargs)
+        machine.at_most_one_training_between_two_successes()
+        machine.no_secret_in_any_error()
+    assert any("not submitting a second one" in error for error in machine.errors), machine.errors
