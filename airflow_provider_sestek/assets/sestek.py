@@ -162,12 +162,13 @@ def model_asset_uri(
 
 def _connection_config(conn_id: str) -> Any:
     """The connection's settings; a connection that is not defined is a :class:`SestekConfigError`."""
+    from airflow_provider_sestek.hooks.config import NOT_DEFINED
     from airflow_provider_sestek.hooks.sestek import SestekHook
 
     try:
         return SestekHook(conn_id).config
     except SestekConfigError as exc:
-        if "is not defined" not in str(exc):
+        if NOT_DEFINED not in str(exc):
             raise
         raise SestekConfigError(
             "sestek_conn_id",
@@ -215,10 +216,11 @@ def model_asset(
         raise SestekValidationError(
             "extra", None, "a reference to the model's asset carries no extra on Airflow 3 (the producer's asset does)"
         )
+    name = model_asset_name(model_id, "sestek_default" if sestek_conn_id is None else sestek_conn_id)
     if host is None:
         if tenant is not None:
             raise SestekValidationError("tenant", tenant, "give tenant with host; a connection id names its own")
-        ref = Asset.ref(name=model_asset_name(model_id, "sestek_default" if sestek_conn_id is None else sestek_conn_id))
+        ref = Asset.ref(name=name)
         if not AIRFLOW_V_3_3_PLUS:  # (after the checks: a refused id is an error, not this warning)
             log.warning(
                 "model_asset(%r) is a reference by name: Airflow before 3.3 resolves it only once a DAG schedules "
@@ -228,7 +230,6 @@ def model_asset(
             )
         return ref
     # With host, sestek_conn_id only names the asset (the URI comes from host and tenant): 3.3+ needs no name.
-    name = model_asset_name(model_id, "sestek_default" if sestek_conn_id is None else sestek_conn_id)
     uri = model_asset_uri(model_id, host=host, tenant=tenant)
     if not AIRFLOW_V_3_3_PLUS:
         # Before 3.3 the scheduler activates only assets a DAG names (apache/airflow#58058): the one the

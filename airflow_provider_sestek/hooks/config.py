@@ -7,7 +7,8 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from typing import Any, Literal
@@ -254,23 +255,28 @@ class SestekConnectionConfig:
         return keys
 
 
-def check_conn_id(conn_id: object) -> None:
+#: What :func:`connection_lookup` says of a connection Airflow does not know (callers that add a hint match it).
+NOT_DEFINED = "is not defined"
+
+
+@contextmanager
+def connection_lookup(conn_id: object) -> Iterator[None]:
     """
+    Around a hook's connection lookup (sync or async): the id is checked first, and Airflow's
+    ``AirflowNotFoundException`` becomes a :class:`SestekConfigError` naming the id.
+
     :param conn_id: the Sestek connection id a hook was given.
-    :raises SestekConfigError: it is not a non-empty string (checked before any lookup).
+    :raises SestekConfigError: it is not a non-empty string, or no connection has it.
     """
+    from airflow.providers.common.compat.sdk import AirflowNotFoundException
+
     if not isinstance(conn_id, str) or not conn_id.strip():
         raise SestekConfigError("sestek_conn_id", f"must name an Airflow connection, not {conn_id!r}")
-
-
-def connection_not_defined(conn_id: str) -> SestekConfigError:
-    """
-    The error for a connection id that Airflow does not know (instead of Airflow's ``AirflowNotFoundException``).
-
-    :param conn_id: the connection id.
-    """
-    return SestekConfigError(
-        "sestek_conn_id",
-        f"the connection {conn_id!r} is not defined; define it (Admin -> Connections, an AIRFLOW_CONN_... "
-        "environment variable or a secrets backend) or pass the id of one that is",
-    )
+    try:
+        yield
+    except AirflowNotFoundException:
+        raise SestekConfigError(
+            "sestek_conn_id",
+            f"the connection {conn_id!r} {NOT_DEFINED}; define it (Admin -> Connections, an AIRFLOW_CONN_... "
+            "environment variable or a secrets backend) or pass the id of one that is",
+        ) from None

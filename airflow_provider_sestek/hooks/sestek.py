@@ -25,8 +25,7 @@ from airflow_provider_sestek.hooks.config import (
     MAX_RESPONSE_BYTES,
     ClientKind,
     SestekConnectionConfig,
-    check_conn_id,
-    connection_not_defined,
+    connection_lookup,
 )
 from airflow_provider_sestek.hooks.tokens import TOKEN_CACHE, clear_token_cache
 
@@ -133,13 +132,8 @@ class SestekHook(BaseHook):
     def config(self) -> SestekConnectionConfig:
         """The validated connection settings (looked up once per hook)."""
         if self._config is None:
-            from airflow.providers.common.compat.sdk import AirflowNotFoundException
-
-            check_conn_id(self.sestek_conn_id)
-            try:
+            with connection_lookup(self.sestek_conn_id):
                 conn = self.get_connection(self.sestek_conn_id)
-            except AirflowNotFoundException:
-                raise connection_not_defined(self.sestek_conn_id) from None
             self._config = SestekConnectionConfig.from_connection(
                 self.sestek_conn_id, conn.host, conn.login, conn.password, conn.extra_dejson, conn.port
             )
@@ -148,29 +142,19 @@ class SestekHook(BaseHook):
     async def aconfig(self) -> SestekConnectionConfig:
         """The validated connection settings, looked up without blocking the event loop."""
         if self._config is None:
-            from airflow.providers.common.compat.sdk import AirflowNotFoundException
-
-            check_conn_id(self.sestek_conn_id)
-            try:
-                return await self._aconfig()
-            except AirflowNotFoundException:
-                raise connection_not_defined(self.sestek_conn_id) from None
-        return self._config
-
-    async def _aconfig(self) -> SestekConnectionConfig:
-        if self._config is None:
             from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
 
-            if _comms_answer_only_synchronously():
-                # Airflow 3.3's dag.test() runs a trigger in-process with comms that have no ``asend``: the
-                # async lookup then skips the metadata DB and says "isn't defined". The synchronous lookup,
-                # off the event loop, is what the compat layer itself does on older lines.
-                from asgiref.sync import sync_to_async
+            with connection_lookup(self.sestek_conn_id):
+                if _comms_answer_only_synchronously():
+                    # Airflow 3.3's dag.test() runs a trigger in-process with comms that have no ``asend``: the
+                    # async lookup then skips the metadata DB and says "isn't defined". The synchronous lookup,
+                    # off the event loop, is what the compat layer itself does on older lines.
+                    from asgiref.sync import sync_to_async
 
-                conn = await sync_to_async(self.get_connection)(self.sestek_conn_id)
-            else:
-                conn = await get_async_connection(self.sestek_conn_id)
-            extra = await get_async_extra_dejson(conn)
+                    conn = await sync_to_async(self.get_connection)(self.sestek_conn_id)
+                else:
+                    conn = await get_async_connection(self.sestek_conn_id)
+                extra = await get_async_extra_dejson(conn)
             self._config = SestekConnectionConfig.from_connection(
                 self.sestek_conn_id, conn.host, conn.login, conn.password, extra, conn.port
             )
