@@ -35,3 +35,10 @@ def both_sides(defaults: Mapping[str, Any]) -> tuple[dict[str, Call], dict[str, 
         return asyncio.run(hook(kwargs).aget_token())
 
     return {"sync": sync_progress, "async": async_progress}, {"sync": sync_token, "async": async_token}
+
+
+#: Short backoff and a single retry: a fault answered to every request fails the call in milliseconds.
+ONE_QUICK_RETRY = {"retry_delay": 0.01, "retry_max_delay": 0.05, "retry_limit": 1}
+
+#: Progress polls and token fetches on hooks built with :data:`ONE_QUICK_RETRY`.
+PROGRESS, TOKEN = both_sides(ONE_QUICK_RETRY)

@@ -61,11 +61,11 @@ def test_a_template_that_would_not_render_a_link_is_refused(template: Any, says:
 
 @pytest.mark.usefixtures("airflow_db")
 def test_a_bad_portal_template_fails_the_task_before_any_request(
-    sestek_emulator: SestekEmulator, monkeypatch: pytest.MonkeyPatch, faq: str
+    emulator: SestekEmulator, monkeypatch: pytest.MonkeyPatch, faq: str
 ) -> None:
     """Before, the template was rendered after the submit and silently dropped: the training ran, with no link."""
-    conn = connection_json(sestek_emulator, portal_url="https://portal.example.com/{model_id:>99999999}")
+    conn = connection_json(emulator, portal_url="https://portal.example.com/{model_id:>99999999}")
     monkeypatch.setenv("AIRFLOW_CONN_SESTEK_DEFAULT", conn)
     result = run_task(lambda: train(faq))
     assert result.task_states["under_test"] == "failed", result
-    assert sestek_emulator.requests == []
+    assert emulator.requests == []

@@ -24,7 +24,7 @@ import pytest
 from airflow_provider_sestek.api import CallbackConfig
 from airflow_provider_sestek.exceptions import SestekError
 from airflow_provider_sestek.hooks.sestek import SestekHook
-from tests.hooks.attack._servers import CLIENT_SECRET, TOKEN, RawServer, conn_env
+from tests.hooks._hostile_servers import CLIENT_SECRET, TOKEN, RawServer, conn_env
 
 # Lowercase and host-name safe, so a hostile server can also put them in a redirect's host.
 CALLBACK_SECRET = "cbsecret-7f3a9d2e"

@@ -22,7 +22,7 @@ import pytest
 
 from airflow_provider_sestek.exceptions import SestekError
 from airflow_provider_sestek.hooks.sestek import SestekHook
-from tests.hooks.attack._servers import RawServer
+from tests.hooks._hostile_servers import RawServer
 from tests.hooks.test_echoed_secrets import _texts
 
 # Every character an escaping changes: HTML (& < > " '), URL (% + #) and JSON / Python literals (" ').

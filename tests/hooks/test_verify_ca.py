@@ -16,7 +16,7 @@ from airflow_provider_sestek.exceptions import SestekConfigError, SestekTranspor
 from airflow_provider_sestek.hooks.flow import Request
 from airflow_provider_sestek.hooks.sestek import SestekHook
 from airflow_provider_sestek.hooks.transport_async import ASYNC_CLIENTS, AsyncTransport
-from tests.hooks.attack._servers import RawServer
+from tests.hooks._hostile_servers import RawServer
 
 SECRET = "verify-secret-Q9x7"
 

@@ -6,7 +6,7 @@ import pytest
 
 from airflow_provider_sestek.exceptions import SestekError
 from airflow_provider_sestek.testing import Fault, SestekEmulator
-from tests.hooks.attack._common import PROGRESS, TOKEN
+from tests.hooks._sides import PROGRESS, TOKEN
 
 # Well within max_response_bytes (16 MiB): 200,000 bytes of "[" is what a garbled proxy or a hostile
 # server can send; CPython's json raises RecursionError (not ValueError) on it.

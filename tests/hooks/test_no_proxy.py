@@ -7,8 +7,8 @@ import socket
 import pytest
 
 from airflow_provider_sestek.testing import SestekEmulator
-from tests.hooks.attack._common import TOKEN
-from tests.hooks.attack._servers import RawServer
+from tests.hooks._hostile_servers import RawServer
+from tests.hooks._sides import TOKEN
 
 
 @pytest.mark.parametrize("side", ["sync", "async"])

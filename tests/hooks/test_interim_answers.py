@@ -8,8 +8,8 @@ import socket
 import pytest
 
 from airflow_provider_sestek.api import TrainingStatus
-from tests.hooks.attack._common import PROGRESS
-from tests.hooks.attack._servers import RawServer, conn_env
+from tests.hooks._hostile_servers import RawServer, conn_env
+from tests.hooks._sides import PROGRESS
 
 PROG = json.dumps({"percent": 5, "trainingStatus": "Training", "inferenceStatus": None}).encode()
 

@@ -9,7 +9,7 @@ import pytest
 from airflow_provider_sestek.exceptions import SestekError
 from airflow_provider_sestek.hooks.sestek import SestekHook
 from airflow_provider_sestek.testing import Fault, SestekEmulator
-from tests.hooks.attack._common import FAST, PROGRESS, TOKEN
+from tests.hooks._sides import ONE_QUICK_RETRY, PROGRESS, TOKEN
 
 
 @pytest.mark.parametrize("side", ["sync", "async"])
@@ -29,7 +29,7 @@ def test_token_error_echoing_the_client_secret_is_not_quoted(sestek_conn: Sestek
 def test_error_echoing_the_bearer_token_is_not_quoted_nor_logged(
     sestek_conn: SestekEmulator, side: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    token = SestekHook(**FAST).get_token()  # cached for the call below
+    token = SestekHook(**ONE_QUICK_RETRY).get_token()  # cached for the call below
     body = f"<html><body>Bad gateway while forwarding Authorization: Bearer {token}</body></html>"
     sestek_conn.add_fault(
         Fault(endpoint="progress", kind="raw", status=502, raw_body=body, content_type="text/html", count=None)

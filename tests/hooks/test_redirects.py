@@ -9,8 +9,8 @@ import pytest
 
 from airflow_provider_sestek.exceptions import SestekApiError
 from airflow_provider_sestek.testing import Fault, SestekEmulator
-from tests.hooks.attack._common import PROGRESS, TOKEN
-from tests.hooks.attack._servers import RawServer, conn_env
+from tests.hooks._hostile_servers import RawServer, conn_env
+from tests.hooks._sides import PROGRESS, TOKEN
 
 
 @pytest.mark.parametrize("side", ["sync", "async"])

@@ -12,27 +12,27 @@ import pytest
 from airflow_provider_sestek.exceptions import SestekDataFileError, SestekValidationError
 from airflow_provider_sestek.hooks.sestek import SestekHook
 from airflow_provider_sestek.testing import SestekEmulator
-from tests.hooks.attack._common import FAST
+from tests.hooks._sides import ONE_QUICK_RETRY
 
 
 @pytest.mark.parametrize("method", ["prepare_training", "submit_training"])
 def test_non_utf8_bytes_as_data_files_is_a_validation_error(sestek_conn: SestekEmulator, method: str) -> None:
     # A bytes path inside a list is handled; a bare bytes value raised a raw UnicodeDecodeError.
     with pytest.raises(SestekValidationError, match="data_files"):
-        getattr(SestekHook(**FAST), method)("m", "p", data_files=b"/tmp/\xff\xfe.txt")
+        getattr(SestekHook(**ONE_QUICK_RETRY), method)("m", "p", data_files=b"/tmp/\xff\xfe.txt")
     assert sestek_conn.requests == []
 
 
 def test_non_utf8_bytes_as_query_is_a_validation_error(sestek_conn: SestekEmulator) -> None:
     with pytest.raises(SestekValidationError, match="quer"):
-        SestekHook(**FAST).ask("m", b"\xff\xfe")
+        SestekHook(**ONE_QUICK_RETRY).ask("m", b"\xff\xfe")
     assert sestek_conn.requests == []
 
 
 def test_file_replaced_by_a_fifo_fails_instead_of_hanging(sestek_conn: SestekEmulator, tmp_path: Path) -> None:
     path = tmp_path / "moving.txt"
     path.write_bytes(b"x" * 100_000)
-    hook = SestekHook(**FAST)
+    hook = SestekHook(**ONE_QUICK_RETRY)
     request = hook.prepare_training("m", "p", data_files=[str(path)])
     path.unlink()
     os.mkfifo(path)  # open() of a FIFO blocks until a writer comes: no deadline covers it

@@ -10,7 +10,7 @@ from airflow_provider_sestek.exceptions import SestekConfigError
 from airflow_provider_sestek.hooks.sestek import SestekHook
 from airflow_provider_sestek.testing import SestekEmulator
 from tests.conftest import connection_json
-from tests.hooks.attack._common import TOKEN
+from tests.hooks._sides import TOKEN
 
 
 @pytest.mark.parametrize("side", ["sync", "async"])

@@ -1,4 +1,4 @@
-"""Tiny hostile loopback servers for the attack tests (raw sockets, one thread per connection)."""
+"""Tiny hostile loopback servers for the hook tests (raw sockets, one thread per connection)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-CLIENT_ID, CLIENT_SECRET = "attack-client", "attack-secret-XYZZY-1234"
-TOKEN = "attack-token-QWERTY-5678"
+CLIENT_ID, CLIENT_SECRET = "hostile-client", "hostile-secret-XYZZY-1234"
+TOKEN = "hostile-token-QWERTY-5678"
 
 
 def read_request(conn: socket.socket) -> tuple[bytes, bytes]:
