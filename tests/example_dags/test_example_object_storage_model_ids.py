@@ -1,6 +1,6 @@
 """
-Attack on the mapped object-storage example's configuration: ``SESTEK_EXAMPLE_MODEL_IDS`` as people write
-comma-separated lists (a space after the comma, a trailing comma, an id listed twice).
+The mapped object-storage example reads ``SESTEK_EXAMPLE_MODEL_IDS`` as people write comma-separated lists (a
+space after the comma, a trailing comma, an id listed twice): ids trimmed, empty ones dropped, each id once.
 """
 
 from __future__ import annotations
