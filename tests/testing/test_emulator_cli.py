@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from airflow_provider_sestek.testing import SestekEmulator
 from airflow_provider_sestek.testing.__main__ import DEFAULT_PORT, build_parser
 
 REPO = Path(__file__).resolve().parents[2]
@@ -191,3 +192,77 @@ def test_cli_refuses_values_the_emulator_or_provider_cannot_use(
         build_parser().parse_args(args)
     assert exit_info.value.code == 2
     assert args[0] in capsys.readouterr().err
+
+
+# --- bad arguments: refused like every other (argparse's message, exit code 2), never a traceback ---
+
+
+@pytest.mark.parametrize("port", ["-1", "65536", "99999"])
+def test_cli_refuses_an_out_of_range_port_cleanly(port: str) -> None:
+    # A port in use or a missing certificate ends with "failed to start" and exit code 2; a port that
+    # cannot exist crashed with an OverflowError traceback from inside the event loop and exit code 1.
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow_provider_sestek.testing", "--port", port],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        cwd=REPO,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "port" in result.stderr
+
+
+@pytest.mark.parametrize("port", [-1, 65536])
+def test_constructor_refuses_an_out_of_range_port(port: int) -> None:
+    # Like every other bad constructor argument: ValueError before anything starts.
+    with pytest.raises(ValueError, match="port"):
+        SestekEmulator(port=port)
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "airflow_provider_sestek.testing", *args],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        cwd=REPO,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize("level", ["bogus", "5", ""])
+def test_cli_refuses_an_unknown_log_level(level: str) -> None:
+    result = _run("--log-level", level)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "--log-level" in result.stderr
+
+
+def test_cli_accepts_a_log_level_in_any_case(tmp_path: Path) -> None:
+    ready = tmp_path / "url"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "airflow_provider_sestek.testing", "--log-level", "info", "--ready-file", str(ready)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+        cwd=REPO,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert "listening on" in line, line
+        assert ready.read_text().strip().startswith("http://127.0.0.1:")
+    finally:
+        process.terminate()
+        process.wait(20)
+
+
+def test_cli_refuses_a_ready_file_in_a_missing_folder(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-folder" / "url"
+    result = _run("--ready-file", str(missing))
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "--ready-file" in result.stderr and "no-such-folder" in result.stderr

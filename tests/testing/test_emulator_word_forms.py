@@ -1,7 +1,5 @@
 """
 Answers match plural and verb endings of words in -y and -ie.
-
-Attack on the emulator through its public interface (HTTP on loopback, the documented API); no mocks.
 """
 
 from __future__ import annotations
@@ -11,8 +9,7 @@ import requests
 
 from airflow_provider_sestek.testing import SestekEmulator
 from tests.testing._helpers import bearer, get_token, inference_path
-
-from .test_nested_json import _published
+from tests.testing.test_emulator_malformed_requests import _published
 
 
 @pytest.mark.parametrize(

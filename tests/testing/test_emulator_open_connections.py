@@ -1,8 +1,6 @@
 """
 open_connections stops counting a connection the client closed, even while the emulator still holds a
 request of it (a delay fault).
-
-Attack on the emulator through its public interface (HTTP on loopback, the documented API); no mocks.
 """
 
 from __future__ import annotations
