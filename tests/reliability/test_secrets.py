@@ -1,8 +1,9 @@
 """
-Secrets never leak, checked without the log masker's help (``dag.test()`` does not mask its console output,
-so anything the provider printed would show): task output, XCom, trigger kwargs, the serialized DAG, the
-reprs of the operator, trigger, hook and config objects, and the texts (with tracebacks) of the exceptions
-users see. The same search on a real Airflow (logs, metadata DB) is in ``tests/real_airflow``.
+Secrets never leak, checked without the log masker's help (``dag.test()`` does not mask its console output, so
+anything the provider printed would show): task output, XCom, trigger kwargs, the serialized DAG, the reprs of
+the operator, trigger, hook and config objects, a secret given through ``default_args``, and the texts (with
+tracebacks) of the exceptions users see. The same search on a real Airflow (logs, metadata DB) is in
+``tests/real_airflow``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ TRAIN_SECRET = "SECRET-train-9f3a"
 INFERENCE_SECRET = "SECRET-infer-77b1"
 CALLBACK_SECRET = "SECRET-callback-c0de"
 TOKEN_PREFIX = "TOKEN-leak-"
+#: ``callback_client_secret`` given through a DAG's ``default_args`` (README: "not serialized").
+DEFAULT_ARGS_SECRET = "SECRET-default-args"
 NEEDLES = (TRAIN_SECRET, INFERENCE_SECRET, CALLBACK_SECRET, TOKEN_PREFIX)
 
 
@@ -297,3 +300,46 @@ def test_a_training_at_debug_level_prints_no_secret(tmp_path: Any, faq: str) -> 
         own = (f"MaskSecret(value={TRAIN_SECRET!r}", f"MaskSecret(value={CALLBACK_SECRET!r}", "MaskSecret(value={")
         lines = [line for line in lines if not any(text in line for text in (*own, "MaskSecret(value='{"))]
     assert [line[:300] for line in lines if leaks(line)] == []
+
+
+def _serialized(dag: Any) -> str:
+    try:
+        from airflow.serialization.serialized_objects import DagSerialization
+
+        return json.dumps(DagSerialization.to_dict(dag), default=str)
+    except ImportError:  # Airflow 2.11
+        from airflow.serialization.serialized_objects import SerializedDAG
+
+        return json.dumps(SerializedDAG.to_dict(dag), default=str)
+
+
+@pytest.mark.parametrize("mapped", [False, True], ids=["plain", "mapped"])
+def test_secret_through_dag_default_args_is_refused_or_not_serialized(mapped: bool) -> None:
+    """
+    ``default_args`` feed operator arguments like ``partial()`` does, and the serialized DAG stores them in
+    full: the secret given there must be refused (as in ``partial()``) or kept out of the serialized form.
+    """
+    from airflow.providers.common.compat.sdk import DAG
+
+    try:
+        with DAG(
+            "secret_defaults",
+            schedule=None,
+            start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+            default_args={
+                "callback_client_secret": DEFAULT_ARGS_SECRET,
+                "callback_address": "https://cb.example.com/hook",
+            },
+        ) as dag:
+            if mapped:
+                SestekTrainOperator.partial(
+                    task_id="t", project_name="p", data_urls=["https://docs.example.com/faq.txt"]
+                ).expand(model_id=["a", "b"])
+            else:
+                SestekTrainOperator(
+                    task_id="t", model_id="a", project_name="p", data_urls=["https://docs.example.com/faq.txt"]
+                )
+    except TypeError as refused:
+        assert DEFAULT_ARGS_SECRET not in str(refused)
+        return
+    assert DEFAULT_ARGS_SECRET not in _serialized(dag)
