@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import pytest
 
+# One deployment per module that asks for it (module scope): test_production.py and the disruption modules beside it.
+from tests.production.test_production import production  # noqa: F401
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if "airflow_production" in (config.getoption("markexpr", "") or ""):

@@ -333,8 +333,8 @@ def test_worker_killed_mid_submit_retry_collects_the_training(production: Produc
     """
     A model id never trained before; its train POST creates the training but the answer is held back, so the
     durable record still says ``submitting`` when the worker is SIGKILLed. The training finishes before the
-    retry looks: it can only be this task's, and the retry collects it (found by the attack on issue 13: the
-    retry trained the model a second time).
+    retry looks: it can only be this task's, and the retry collects it (found by the adversarial review of issue 13:
+    the retry trained the model a second time).
     """
     airflow, emulator = production.airflow, production.emulator.client
     emulator.set_lifecycle(CRASH_MODEL, ["Initialized", "DatasetUploading", "Training", "Completed"])

@@ -6,7 +6,8 @@ does to it:
   SIGKILLed mid-wait and the retry, on the other worker, must attach to the same training;
 - ``sestek_production_submit_crash``: the first training of a model, not waiting for the inference endpoint;
   its worker is SIGKILLed while the train POST's answer is held back (the durable record says ``submitting``);
-- ``sestek_production_submit_crash_waiting``: the same, waiting for the inference endpoint (the attack);
+- ``sestek_production_submit_crash_waiting``: the same, waiting for the inference endpoint
+  (``test_production_lifecycle.py``);
 - ``sestek_production_local_file``: a *local* path that exists only on worker A (relative to its working
   directory), sent to worker B's queue: it must fail there naming the path and worker B's host.
 """

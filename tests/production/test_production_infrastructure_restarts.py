@@ -1,7 +1,8 @@
 """
-Attack on the production-shaped deployment's infrastructure: the Celery broker (Redis, no persistence) restarted
-and the scheduler SIGKILLed while five mapped waits are deferred; PostgreSQL SIGKILLed and restarted while a
-sync-mode training polls in a worker. One deployment, the scenarios in order.
+The production-shaped deployment's infrastructure restarted under running work, each run ends with one training
+per model: the Celery broker (Redis, no persistence) restarted and the scheduler SIGKILLed while five mapped
+waits are deferred; PostgreSQL SIGKILLed and restarted while a sync-mode training polls in a worker. One
+deployment, the scenarios in order.
 """
 
 from __future__ import annotations

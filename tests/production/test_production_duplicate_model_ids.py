@@ -1,6 +1,6 @@
 """
-Attack: a mapped training over one model id listed twice, the instances running at once on two Celery workers,
-then the whole run cleared and run again.
+A mapped training over one model id listed twice trains it once, the instances running at once on two Celery
+workers, then the whole run cleared and run again.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from tests.real_airflow._harness import RunWatch, follow_run
 
 pytestmark = [pytest.mark.airflow_production, pytest.mark.slow, pytest.mark.timeout(900)]
 
-DAG_ID = "sestek_attack_duplicate_ids"
+DAG_ID = "sestek_production_duplicate_ids"
 
 
 def test_duplicate_model_ids_race_on_two_workers_then_clear(production: Production) -> None:

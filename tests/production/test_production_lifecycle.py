@@ -1,7 +1,8 @@
 """
-Attack on the production-shaped deployment (``tests/production/test_production.py``'s fixture: PostgreSQL,
-Redis, CeleryExecutor with two workers, two triggerers, moto S3, the Sestek emulator). One deployment, the
-scenarios in order; see README.md here for what held and what broke.
+The production-shaped deployment (``tests/production/test_production.py``'s fixture: PostgreSQL, Redis,
+CeleryExecutor with two workers, two triggerers, moto S3, the Sestek emulator) through both triggerers killed,
+clears of mapped runs and a worker killed mid-submit: each model trained exactly once per run or clear, no secret
+left anywhere. One deployment, the scenarios in order; see README_disruptions.md here for what held and broke.
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ def test_worker_killed_after_the_training_was_created_but_before_the_submit_answ
     the one this task created: the retry must collect it, not start a second training.
     """
     started = time.monotonic()
-    # The variant waiting for the inference endpoint; the other one (the defect this attack found) is
+    # The variant waiting for the inference endpoint; the other one (the defect this scenario found) is
     # test_production.py::test_worker_killed_mid_submit_retry_collects_the_training.
     dag_id, model_id = CRASH_DAG, CRASH_MODEL
     airflow, emulator = production.airflow, production.emulator.client
@@ -128,7 +129,7 @@ def test_worker_killed_after_the_training_was_created_but_before_the_submit_answ
     assert _created(production) - before == 1, "the retry submitted a second training of a model trained once"
 
 
-def test_no_secret_in_redis_postgres_or_logs_after_the_attack(production: Production) -> None:
+def test_no_secret_in_redis_postgres_or_logs_after_the_disruptions(production: Production) -> None:
     """Every Redis key of the Celery broker, every PostgreSQL cell (celery_taskmeta too) and every log."""
     corpus = redis_texts(production.airflow.env_extra["AIRFLOW__CELERY__BROKER_URL"])
     corpus += postgres_texts(production.postgres, production.airflow.fernet_key)

@@ -16,7 +16,7 @@ from airflow_provider_sestek.operators.sestek import SestekTrainOperator
 DATA_PREFIX = os.environ["SESTEK_EXAMPLE_DATA_PREFIX"].rstrip("/")
 
 with DAG(
-    dag_id="sestek_attack_duplicate_ids",
+    dag_id="sestek_production_duplicate_ids",
     schedule=None,
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
