@@ -214,6 +214,32 @@ class SestekTimeout(SestekError):
         )
 
 
+class SestekEvaluationFailed(SestekError):
+    """
+    A model answered its golden set below the required pass rate.
+
+    :param model_id: the model.
+    :param summary: the evaluation's summary (``cases``, ``passed``, ``pass_rate`` ...).
+    :param min_pass_rate: the rate required.
+    :param failures: one line per failing case shown (``id | query | failed checks | answer``).
+    """
+
+    def __init__(self, model_id: str, summary: dict[str, Any], min_pass_rate: float, failures: Sequence[str]) -> None:
+        self.model_id = model_id
+        self.summary = summary
+        self.min_pass_rate = min_pass_rate
+        self.failures = list(failures)
+        more = summary["failed"] - len(self.failures)
+        lines = "".join(f"\n  {line}" for line in self.failures)
+        tail = f"\n  ... and {more} more" if more > 0 else ""
+        report = f"; full report: {summary['report_path']}" if summary.get("report_path") else ""
+        super().__init__(
+            f"Model {model_id!r} passed {summary['passed']} of {summary['cases']} cases "
+            f"({summary['pass_rate']:.1%}), below min_pass_rate {min_pass_rate:.1%}{report}. Failing cases:"
+            f"{lines}{tail}"
+        )
+
+
 class SestekUnsupported(SestekError):
     """
     A feature needs a newer Airflow than the one running (e.g. asset watchers need Airflow 3).

@@ -128,6 +128,7 @@ def inference_body(
     chat_history: Sequence[Any] | None = None,
     use_semantic_cache: bool | None = None,
     semantic_cache_threshold: float | None = None,
+    chat_histories: Sequence[Any] | None = None,
 ) -> dict[str, Any]:
     """
     JSON body of an inference request: one ``inputs`` item per query.
@@ -138,10 +139,16 @@ def inference_body(
         as a rendered template gives, is parsed first); see :func:`chat_history_pairs`.
     :param use_semantic_cache: let the server answer from its semantic cache.
     :param semantic_cache_threshold: similarity needed for a cache hit (0-1).
+    :param chat_histories: one chat history per query (each as ``chat_history``), instead of one for all.
     """
     history = chat_history_pairs(chat_history)
     if not queries:
         raise SestekValidationError("queries", list(queries), "at least one question is required")
+    if chat_histories is not None and len(chat_histories) != len(queries):
+        raise SestekValidationError(
+            "chat_histories", None, f"needs one history per query: {len(chat_histories)} for {len(queries)} queries"
+        )
+    histories = [history] * len(queries) if chat_histories is None else list(map(chat_history_pairs, chat_histories))
     for i, query in enumerate(queries):
         if not isinstance(query, str) or not query.strip():
             raise SestekValidationError(f"queries[{i}]", query, "must be a non-empty string")
@@ -153,8 +160,8 @@ def inference_body(
     ):
         raise SestekValidationError("semantic_cache_threshold", threshold, "must be a number between 0 and 1")
     inputs = []
-    for query in queries:
-        item: dict[str, Any] = {"query": query, "chat_history": history}
+    for query, query_history in zip(queries, histories, strict=True):
+        item: dict[str, Any] = {"query": query, "chat_history": query_history}
         if use_semantic_cache is not None:
             item["use_semantic_cache"] = bool(use_semantic_cache)
         if semantic_cache_threshold is not None:

@@ -318,6 +318,7 @@ class SestekHook(BaseHook):
         chat_history: Sequence[Any] | None = None,
         use_semantic_cache: bool | None = None,
         semantic_cache_threshold: float | None = None,
+        chat_histories: Sequence[Any] | None = None,
     ) -> dict[str, Any]:
         """
         Ask the published model; uses the inference client's token.
@@ -328,13 +329,16 @@ class SestekHook(BaseHook):
         :param chat_history: ``[user, assistant]`` message pairs.
         :param use_semantic_cache: let the server answer from its semantic cache.
         :param semantic_cache_threshold: similarity needed for a cache hit (0-1).
+        :param chat_histories: one chat history per question, instead of ``chat_history`` for all.
         :return: ``{"result": [...]}``, one result per question.
         """
         from airflow_provider_sestek.hooks.flow import Call
 
         api.validate_model_id(model_id)
         queries = api.as_list(query, "query")
-        body = api.inference_body(queries, prompt, chat_history, use_semantic_cache, semantic_cache_threshold)
+        body = api.inference_body(
+            queries, prompt, chat_history, use_semantic_cache, semantic_cache_threshold, chat_histories
+        )
         cfg = self.config
         if not cfg.tenant:
             raise SestekConfigError("tenant", "the tenant name is needed to reach a published model")

@@ -121,15 +121,16 @@ class _Unclosed(io.BufferedIOBase):
         return self._handle.read(-1 if size is None else size)
 
 
-def check_data_file(entry: Any, index: int) -> DataFile:
+def check_data_file(entry: Any, index: int, field_name: str | None = None) -> DataFile:
     """
     Validate one entry of ``data_files`` and record its size (no Sestek request is made).
 
     :param entry: a local path (``str``, ``os.PathLike``, ``~`` expanded, ``file://`` URL) or an
         object-storage URL or ``ObjectStoragePath`` (``s3://``, ``gs://`` ...).
     :param index: its position, for the field name in errors.
+    :param field_name: the field named in errors instead (another argument read the same way: ``cases``).
     """
-    field_name = f"data_files[{index}]"
+    field_name = field_name or f"data_files[{index}]"
     if not isinstance(entry, str | bytes) and hasattr(entry, "protocol"):
         # An ObjectStoragePath: its str() is the URL with its connection id (conn_id@), which os.fspath() is
         # not bound to keep (it is os.PathLike on Airflow 2.11).

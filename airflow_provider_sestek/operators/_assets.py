@@ -83,13 +83,37 @@ def emit_model_event(
     """
     # Imported here, not at the top: this module is imported on every DAG parse, these only on success.
     from airflow_provider_sestek.api import TrainingProgress
-    from airflow_provider_sestek.assets.sestek import model_asset_name, model_asset_uri, validate_tenant
-    from airflow_provider_sestek.exceptions import SestekValidationError
 
     if not result.get("training_status") or not TrainingProgress.from_dict(result).is_published:
         log.info("Model %s is not published yet: no asset event", result.get("model_id"))
         return None
-    model_id = str(result["model_id"])
+    extra = model_event_extra(result, experiment_id, submitted_experiment_id)
+    return emit_model_asset(context, cfg, str(result["model_id"]), extra, log, sestek_conn_id=sestek_conn_id)
+
+
+def emit_model_asset(
+    context: Mapping[str, Any],
+    cfg: SestekConnectionConfig,
+    model_id: str,
+    extra: dict[str, Any],
+    log: Any,
+    *,
+    sestek_conn_id: str = "sestek_default",
+) -> str | None:
+    """
+    Add an event of the published model's asset to :data:`MODEL_ALIAS`; returns the URI, or ``None`` when
+    nothing was emitted (the connection has no tenant, or the task has no outlet events).
+
+    :param context: the task context.
+    :param cfg: the Sestek connection settings (host and tenant name the model).
+    :param model_id: the model.
+    :param extra: the event's ``extra`` (ids, statuses, an evaluation's summary: never a secret).
+    :param log: the task logger.
+    :param sestek_conn_id: the connection id: on Airflow 3 it is part of the asset's name.
+    """
+    from airflow_provider_sestek.assets.sestek import model_asset_name, model_asset_uri, validate_tenant
+    from airflow_provider_sestek.exceptions import SestekValidationError
+
     try:
         validate_tenant(cfg.tenant)
     except SestekValidationError as exc:
@@ -111,7 +135,6 @@ def emit_model_event(
             "Dataset alias %s is not in the metadata DB (DAG not parsed by a DAG processor): no event", MODEL_ALIAS
         )
         return None
-    extra = model_event_extra(result, experiment_id, submitted_experiment_id)
     # Airflow 3 keys an asset by name and URI: the name is what a DAG file can reference without reading the
     # connection (model_asset). 2.11 datasets are keyed by URI alone.
     asset = Asset(name=model_asset_name(model_id, sestek_conn_id), uri=uri) if AIRFLOW_V_3_0_PLUS else Asset(uri)

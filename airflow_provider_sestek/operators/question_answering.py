@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import BaseOperator
 
 from airflow_provider_sestek import api
-from airflow_provider_sestek.exceptions import SestekError, SestekModelNotPublished, SestekValidationError
+from airflow_provider_sestek.exceptions import SestekValidationError
 from airflow_provider_sestek.hooks.sestek import SestekHook
+from airflow_provider_sestek.operators._inference import ask_published
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -80,34 +81,15 @@ class SestekQuestionAnsweringOperator(BaseOperator):
         api.inference_body(
             questions, self.prompt, self.chat_history, self.use_semantic_cache, self.semantic_cache_threshold
         )
-        hook = SestekHook(self.sestek_conn_id)
-        try:
-            response = hook.ask(
-                self.model_id,
-                questions,
-                prompt=self.prompt,
-                chat_history=api.chat_history_pairs(self.chat_history),
-                use_semantic_cache=self.use_semantic_cache,
-                semantic_cache_threshold=self.semantic_cache_threshold,
-            )
-        except SestekModelNotPublished as exc:
-            try:
-                state = hook.get_training_progress(self.model_id).describe()
-            except SestekError:
-                state = "unknown"
-            raise SestekModelNotPublished(
-                method=exc.method,
-                endpoint=exc.endpoint,
-                status=exc.status,
-                message=(
-                    f"model {self.model_id!r} is not published (training progress: {state}); train it with "
-                    f"SestekTrainOperator(wait_for_inference=True) first. Server said: {exc.message}"
-                ),
-            ) from exc
-        results = response["result"]
-        cfg = hook.config
-        endpoint = api.inference_url(cfg.base_url, cfg.tenant or "", self.model_id)
-        api.check_inference_results(len(questions), results, endpoint)
+        results = ask_published(
+            SestekHook(self.sestek_conn_id),
+            self.model_id,
+            questions,
+            prompt=self.prompt,
+            chat_history=api.chat_history_pairs(self.chat_history),
+            use_semantic_cache=self.use_semantic_cache,
+            semantic_cache_threshold=self.semantic_cache_threshold,
+        )
         answers = []
         for question, result in zip(questions, results, strict=True):
             sources, more = api.answer_sources(result)

@@ -108,6 +108,8 @@ class SestekTrainOperator(BaseOperator):
         as ``ResumableJobMixin`` does; ``False`` neither reads nor writes the store: every run submits.
     :param heartbeat_interval: seconds (or a timedelta) between two "Still waiting for model ..." lines in the
         task log while waiting (status, percent, time elapsed and left before the deadline); no extra request.
+    :param emit_model_asset: emit the published model's asset event (below); ``False`` leaves it to a later
+        task, e.g. a ``SestekEvaluateModelOperator`` that emits it only for a model that passed its golden set.
     :return: ``{"model_id", "training_status", "inference_status", "percent"}``; ``model_id`` is also
         pushed to XCom under key ``model_id`` right after submit (and ``experiment_id`` when known).
 
@@ -153,6 +155,7 @@ class SestekTrainOperator(BaseOperator):
         max_consecutive_failures: int = 10,
         durable: bool = True,
         heartbeat_interval: float | timedelta = DEFAULT_HEARTBEAT_INTERVAL,
+        emit_model_asset: bool = True,
         **kwargs: Any,
     ) -> None:
         refuse_default_args_secret(kwargs.get("default_args"))
@@ -179,6 +182,7 @@ class SestekTrainOperator(BaseOperator):
         self.max_consecutive_failures = max_consecutive_failures
         self.durable = durable
         self.heartbeat_interval = heartbeat_interval
+        self.emit_model_asset = emit_model_asset
         #: The rendered portal link, once known (read by :class:`SestekModelLink`).
         self.sestek_portal_url: str | None = None
         #: The Sestek experiment id of the training this run submitted or resumed (the asset event's extra).
@@ -222,7 +226,7 @@ class SestekTrainOperator(BaseOperator):
         """Validate every argument after templating; no Sestek call is made."""
         check_poll_interval(self.poll_interval)
         check_failures(self.max_consecutive_failures)
-        for flag in ("wait_for_completion", "wait_for_inference", "durable"):
+        for flag in ("wait_for_completion", "wait_for_inference", "durable", "emit_model_asset"):
             api.validate_flag(getattr(self, flag), flag)
         check_heartbeat_interval(self.heartbeat_interval)
         timeout = seconds(self.timeout, "timeout")
@@ -396,15 +400,10 @@ class SestekTrainOperator(BaseOperator):
         claimed = durable.completed(result, restarted)
         self._experiment_id = claimed
         unclaimed = durable.submitted_experiment_id if claimed is None else None
-        emit_model_event(
-            context,
-            self.hook.config,
-            result,
-            claimed,
-            self.log,
-            submitted_experiment_id=unclaimed,
-            sestek_conn_id=self.sestek_conn_id,
-        )
+        if self.emit_model_asset:
+            emit_model_event(
+                context, self.hook.config, result, claimed, self.log, unclaimed, sestek_conn_id=self.sestek_conn_id
+            )
         if summary := success_summary(result, claimed, started_at, since_submit=claimed is not None):
             self.log.info("%s", summary)
         return result

@@ -1,0 +1,151 @@
+"""
+An evaluation's JSON report, written to a local path or to object storage (``ObjectStoragePath``).
+
+The cases are written one by one to a temporary file while the evaluation runs (memory does not grow with
+them), then the file is moved into place (local) or copied up in one stream (object storage): a reader
+never sees half a report, and a failed evaluation still leaves its report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import urllib.parse
+import urllib.request
+from typing import IO, Any
+
+from airflow_provider_sestek import api
+from airflow_provider_sestek.exceptions import SestekValidationError
+from airflow_provider_sestek.hooks.retry import describe_exception
+
+_FIELD = "report_path"
+
+
+class ReportWriter:
+    """
+    The report of one evaluation. :func:`check_report_path` first, then :meth:`open`, :meth:`write` per case
+    and :meth:`finish`.
+
+    :param location: a local path or an object-storage URL, as checked.
+    :param remote: whether it is object storage.
+    """
+
+    def __init__(self, location: str, remote: bool) -> None:
+        self.location = location
+        self.remote = remote
+        #: The location fit for logs and XCom (no ``user:password@``).
+        self.shown = api.redact_url(location)
+        self._tmp: IO[str] | None = None
+        self._first = True
+
+    def open(self, header: dict[str, Any]) -> None:
+        """
+        Start the temporary file with the report's header fields.
+
+        :param header: fields written before the cases (``model_id`` ...).
+        """
+        folder = None if self.remote else os.path.dirname(os.path.abspath(self.location))
+        self._tmp = tempfile.NamedTemporaryFile(
+            "w", encoding="utf-8", dir=folder, prefix=".sestek-report-", suffix=".json", delete=False
+        )
+        body = json.dumps(header)[:-1]
+        self._tmp.write(f'{body}{", " if header else ""}"cases": [')
+
+    def write(self, case: dict[str, Any]) -> None:
+        """Add one case."""
+        assert self._tmp is not None
+        self._tmp.write(("\n" if self._first else ",\n") + json.dumps(case))
+        self._first = False
+
+    def finish(self, summary: dict[str, Any]) -> str:
+        """
+        End the report with the summary and put it in place; returns the location shown.
+
+        :param summary: the evaluation's summary.
+        :raises SestekError: the report could not be written there.
+        """
+        assert self._tmp is not None
+        self._tmp.write(f'\n], "summary": {json.dumps(summary)}}}\n')
+        self._tmp.close()
+        tmp = self._tmp.name
+        try:
+            if self.remote:
+                _upload(tmp, self.location)
+            else:
+                os.replace(tmp, os.path.expanduser(self.location))
+        except Exception as exc:
+            raise SestekValidationError(
+                _FIELD, self.shown, f"could not be written: {describe_exception(exc)}"
+            ) from None
+        finally:
+            self.discard()
+        return self.shown
+
+    def discard(self) -> None:
+        """Remove the temporary file (a report not finished)."""
+        if self._tmp is not None:
+            self._tmp.close()
+            try:
+                os.unlink(self._tmp.name)
+            except FileNotFoundError:
+                pass
+
+
+def _upload(tmp: str, location: str) -> None:
+    from airflow.providers.common.compat.sdk import ObjectStoragePath
+
+    with open(tmp, "rb") as source, ObjectStoragePath(location).open("wb") as target:
+        shutil.copyfileobj(source, target, 1024 * 1024)
+
+
+def check_report_path(value: Any) -> ReportWriter | None:
+    """
+    Check ``report_path`` before any request: a writable local folder, or an object-storage URL whose
+    filesystem is installed (no request to the store yet).
+
+    :param value: the argument: ``None``, a path, a URL or an ``ObjectStoragePath``.
+    """
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str | bytes) and hasattr(value, "protocol"):
+        value = str(value)  # an ObjectStoragePath keeps its conn_id@ in str()
+    elif isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str) or not value.strip():
+        raise SestekValidationError(_FIELD, None, "must be a file path or an object-storage URL")
+    location = value.strip()
+    shown = api.redact_url(location)
+    scheme = location.partition("://")[0].lower() if "://" in location else None
+    if scheme in ("http", "https"):
+        raise SestekValidationError(_FIELD, shown, "is a web URL; give a local path or an object-storage URL")
+    if scheme == "file":
+        location = urllib.request.url2pathname(urllib.parse.urlsplit(location).path)
+        scheme = None
+    if scheme is None:
+        path = os.path.abspath(os.path.expanduser(location))
+        if os.path.isdir(path):
+            raise SestekValidationError(_FIELD, path, "is a folder; give the report's file name")
+        folder = os.path.dirname(path)
+        if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+            raise SestekValidationError(_FIELD, path, f"its folder {folder!r} does not exist or is not writable")
+        return ReportWriter(path, remote=False)
+    if ":" in urllib.parse.urlsplit(location).netloc.rpartition("@")[0]:
+        raise SestekValidationError(
+            _FIELD, shown, f"has credentials (user:password@) in it; name an Airflow connection: {scheme}://CONN_ID@..."
+        )
+    from airflow_provider_sestek.hooks.object_storage import _NO_FILESYSTEM, needs_package, no_filesystem
+
+    location = scheme + location[len(scheme) :]
+    try:
+        from airflow.providers.common.compat.sdk import ObjectStoragePath
+
+        ObjectStoragePath(location)
+    except ImportError as exc:
+        raise SestekValidationError(_FIELD, shown, needs_package(scheme, exc)) from None
+    except ValueError as exc:
+        if _NO_FILESYSTEM.search(str(exc)):
+            raise no_filesystem(_FIELD, shown, scheme) from None
+        raise SestekValidationError(_FIELD, shown, f"is not a valid URL: {describe_exception(exc)}") from None
+    return ReportWriter(location, remote=True)
