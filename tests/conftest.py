@@ -2,6 +2,20 @@
 Test-wide set-up: a throwaway Airflow home (SQLite) and emulator fixtures.
 
 The environment is set before anything imports Airflow, which reads its configuration on import.
+
+Two fixture vocabularies, on purpose:
+
+- The suite's own, defined here and used by every test of the provider (hooks, operators, sensors, triggers,
+  assets, reliability): ``emulator`` (a fresh emulator whose tokens start with ``emu-tok-``, a prefix the
+  secret scans look for in logs and errors), ``sestek_conn`` (``sestek_default`` pointing at it, nothing else
+  changed), ``emulator_factory`` (emulators with custom settings), ``faq``, ``airflow_db`` and
+  ``fast_retries``.
+- The shipped pytest plugin's (``airflow_provider_sestek.testing.pytest_plugin``): ``sestek_emulator``,
+  ``sestek_connection`` (which also prepares ``dag.test()`` and shortens the waits) and
+  ``sestek_emulator_session``. They are a product users install, so they are tested as one: in
+  ``tests/testing`` (loaded by its ``conftest.py``) and in the user projects some tests write and run
+  (``tests/testing/test_user_project_recipe.py``, ``tests/test_packaging.py``, the DEBUG-level secret scan in
+  ``tests/reliability/test_secrets.py``), never as the provider tests' own set-up.
 """
 
 from __future__ import annotations

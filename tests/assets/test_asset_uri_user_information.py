@@ -1,5 +1,6 @@
 """
-Attack: a token pasted as the user part of a model asset URI, ``Asset("sestek://<token>@host/tenant/model")``.
+A model asset URI's refusal of user information never echoes it: a token pasted as the user part,
+``Asset("sestek://<token>@host/tenant/model")``.
 
 Airflow drops ``user:password@`` itself, but a lone ``user@`` reaches the ``sestek`` normalizer, which refuses
 it (right) and echoed the whole URI, token included, in the error: it ends up in the DAG's import error, in

@@ -41,7 +41,7 @@ from tests.real_airflow._harness import (
     file_texts,
     follow_run,
     occurrences,
-    sestek_connection,
+    sestek_connection_json,
     wait_for,
 )
 
@@ -133,7 +133,7 @@ def _start_airflow(work: Path, postgres: Postgres, redis: Redis, emulator: Emula
     hostnames.mkdir()
     (hostnames / "sestek_test_hostname.py").write_text(HOSTNAME_MODULE)
     connections = {
-        "sestek_default": sestek_connection(emulator, TRAIN_SECRET, INFERENCE_SECRET),
+        "sestek_default": sestek_connection_json(emulator, TRAIN_SECRET, INFERENCE_SECRET),
         "aws_default": aws_connection_json(moto.url, key="AKIAPRODTESTKEY00001", secret=AWS_SECRET),
     }
     db = postgres.url.split("://", 1)[1]

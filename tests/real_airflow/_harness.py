@@ -298,7 +298,7 @@ def emulator_with_secrets(
     return Emulator.start(workdir, args)
 
 
-def sestek_connection(emulator: Emulator, train_secret: str, inference_secret: str) -> str:
+def sestek_connection_json(emulator: Emulator, train_secret: str, inference_secret: str) -> str:
     """The ``sestek_default`` connection for :func:`emulator_with_secrets` (tenant ``acme``)."""
     return connection(
         emulator.url,

@@ -35,7 +35,7 @@ from tests.real_airflow._harness import (
     file_texts,
     follow_run,
     occurrences,
-    sestek_connection,
+    sestek_connection_json,
     wait_for,
 )
 
@@ -103,7 +103,7 @@ def deployment() -> Iterator[Deployment]:
     shutil.copytree(examples / "data", dags / "data")
     shutil.copy(Path(__file__).parent / "dags" / f"{SECRETS_DAG}.py", dags)
     connections = {
-        "sestek_default": sestek_connection(emulator, TRAIN_SECRET, INFERENCE_SECRET),
+        "sestek_default": sestek_connection_json(emulator, TRAIN_SECRET, INFERENCE_SECRET),
         # Sestek would call back here; nothing listens (the emulator records a failed callback).
         "sestek_callback": json.dumps(
             {

@@ -12,7 +12,6 @@ import math
 import socket
 import time
 import urllib.parse
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +23,6 @@ from airflow_provider_sestek.testing import FOREIGN_TOKEN, EmulatorClient, Fault
 from ._helpers import TOKEN, bearer, get_token, inference_path, poll, progress_path, train
 
 CREDENTIALS = {"client_id": "train-client", "client_secret": "train-secret", "grant_type": "client_credentials"}
-
-
-@pytest.fixture
-def emu() -> Iterator[SestekEmulator]:
-    with SestekEmulator() as emulator:
-        yield emulator
 
 
 def _raw_request(emu: SestekEmulator, method: str, path: str, headers: dict[str, str] | None = None) -> socket.socket:
@@ -114,7 +107,8 @@ def test_kind_defaults_and_dict_round_trip() -> None:
         assert Fault.from_dict(json.loads(json.dumps(fault.to_dict()))) == fault
 
 
-def test_bad_fault_through_the_admin_endpoint_is_a_400(emu: SestekEmulator, http: requests.Session) -> None:
+def test_bad_fault_through_the_admin_endpoint_is_a_400(sestek_emulator: SestekEmulator, http: requests.Session) -> None:
+    emu = sestek_emulator
     response = http.post(emu.url + "/_emulator/faults", json={"kind": "drip", "endless": True})
     assert response.status_code == 400 and "delay" in response.json()["error"]
     assert emu.faults == []
@@ -124,8 +118,9 @@ def test_bad_fault_through_the_admin_endpoint_is_a_400(emu: SestekEmulator, http
 
 
 def test_redirect_before_lands_on_the_foreign_listener_which_records_secrets(
-    emu: SestekEmulator, http: requests.Session
+    sestek_emulator: SestekEmulator, http: requests.Session
 ) -> None:
+    emu = sestek_emulator
     emu.add_fault(Fault(endpoint="token", kind="redirect"))
     foreign = urllib.parse.urlsplit(emu.foreign_url)
     assert (foreign.hostname, foreign.port) != ("127.0.0.1", emu.port)
@@ -152,8 +147,9 @@ def test_redirect_before_lands_on_the_foreign_listener_which_records_secrets(
 
 
 def test_redirect_after_takes_effect_and_records_the_bearer_token_sent_along(
-    emu: SestekEmulator, http: requests.Session
+    sestek_emulator: SestekEmulator, http: requests.Session
 ) -> None:
+    emu = sestek_emulator
     token = emu.issue_token()
     assert train(http, emu, token, "m1").status_code == 200
     emu.add_fault(Fault(endpoint="progress", kind="redirect", status=308, when="after"))
@@ -168,7 +164,10 @@ def test_redirect_after_takes_effect_and_records_the_bearer_token_sent_along(
     assert leak.header("Authorization") == f"Bearer {token}" and leak.endpoint == "progress"
 
 
-def test_redirect_location_override_needs_no_foreign_listener(emu: SestekEmulator, http: requests.Session) -> None:
+def test_redirect_location_override_needs_no_foreign_listener(
+    sestek_emulator: SestekEmulator, http: requests.Session
+) -> None:
+    emu = sestek_emulator
     emu.add_fault(Fault(kind="redirect", status=302, location="https://elsewhere.example/x?y=1", retry_after=5))
     response = http.get(emu.url + progress_path("m"), allow_redirects=False)
     assert response.status_code == 302
@@ -177,7 +176,10 @@ def test_redirect_location_override_needs_no_foreign_listener(emu: SestekEmulato
     assert emu.state()["foreign_url"] is None
 
 
-def test_foreign_listener_answers_success_for_every_endpoint(emu: SestekEmulator, http: requests.Session) -> None:
+def test_foreign_listener_answers_success_for_every_endpoint(
+    sestek_emulator: SestekEmulator, http: requests.Session
+) -> None:
+    emu = sestek_emulator
     base = emu.foreign_url
     trained = http.post(
         base + "/sestekai-api/api/external/generative-question-answering-trainings/train",
@@ -199,7 +201,8 @@ def test_foreign_listener_answers_success_for_every_endpoint(emu: SestekEmulator
 # ---------------------------------------------------------------- drip
 
 
-def test_drip_sends_the_real_body_one_byte_at_a_time(emu: SestekEmulator) -> None:
+def test_drip_sends_the_real_body_one_byte_at_a_time(sestek_emulator: SestekEmulator) -> None:
+    emu = sestek_emulator
     token = emu.issue_token()
     with requests.Session() as session:
         session.trust_env = False
@@ -235,8 +238,9 @@ def test_drip_sends_the_real_body_one_byte_at_a_time(emu: SestekEmulator) -> Non
 
 
 def test_drip_after_with_a_client_read_timeout_longer_than_the_pace(
-    emu: SestekEmulator, http: requests.Session
+    sestek_emulator: SestekEmulator, http: requests.Session
 ) -> None:
+    emu = sestek_emulator
     emu.add_fault(Fault(endpoint="token", kind="drip", delay=0.02, when="after"))
     started = time.monotonic()
     response = http.post(emu.url + TOKEN, data=CREDENTIALS, timeout=(10, 0.5))
@@ -248,7 +252,8 @@ def test_drip_after_with_a_client_read_timeout_longer_than_the_pace(
     assert http.post(emu.url + TOKEN, data=CREDENTIALS, timeout=10).status_code == 200
 
 
-def test_endless_drip_stops_when_the_client_hangs_up(emu: SestekEmulator) -> None:
+def test_endless_drip_stops_when_the_client_hangs_up(sestek_emulator: SestekEmulator) -> None:
+    emu = sestek_emulator
     emu.add_fault(Fault(endpoint="progress", kind="drip", delay=0.02, endless=True))
     connection = _raw_request(emu, "GET", progress_path("nobody"))
     with connection:
@@ -288,7 +293,8 @@ def test_endless_drip_never_blocks_stop(http: requests.Session) -> None:
 
 
 @pytest.mark.parametrize("value", ["tök€n", "abc\r\ndef", "with space"])
-def test_odd_token_is_handed_out_verbatim(emu: SestekEmulator, http: requests.Session, value: str) -> None:
+def test_odd_token_is_handed_out_verbatim(sestek_emulator: SestekEmulator, http: requests.Session, value: str) -> None:
+    emu = sestek_emulator
     emu.add_fault(Fault(endpoint="token", kind="odd_token", value=value))
     response = http.post(emu.url + TOKEN, data=CREDENTIALS)
     answer = response.json()
@@ -297,7 +303,8 @@ def test_odd_token_is_handed_out_verbatim(emu: SestekEmulator, http: requests.Se
     assert emu.requests[-1].fault == "odd_token:before"
 
 
-def test_odd_token_is_accepted_by_the_api(emu: SestekEmulator, http: requests.Session) -> None:
+def test_odd_token_is_accepted_by_the_api(sestek_emulator: SestekEmulator, http: requests.Session) -> None:
+    emu = sestek_emulator
     assert train(http, emu, emu.issue_token(), "m1").status_code == 200
     emu.add_fault(Fault(endpoint="token", kind="odd_token", value="tök€n"))
     assert http.post(emu.url + TOKEN, data=CREDENTIALS).json()["access_token"] == "tök€n"
@@ -314,7 +321,8 @@ def test_odd_token_is_accepted_by_the_api(emu: SestekEmulator, http: requests.Se
     assert http.get(emu.url + progress_path("m1"), headers=bearer("two")).status_code == 401
 
 
-def test_odd_token_after_takes_the_scope_of_the_client(emu: SestekEmulator, http: requests.Session) -> None:
+def test_odd_token_after_takes_the_scope_of_the_client(sestek_emulator: SestekEmulator, http: requests.Session) -> None:
+    emu = sestek_emulator
     emu.add_fault(Fault(endpoint="token", kind="odd_token", value="odd-inference", when="after"))
     client_id, secret = emu.inference_client
     answer = http.post(
@@ -329,7 +337,10 @@ def test_odd_token_after_takes_the_scope_of_the_client(emu: SestekEmulator, http
 
 
 @pytest.mark.parametrize("literal", ["1e999", "Infinity", "-Infinity", "NaN"])
-def test_non_finite_percent_is_written_literally(emu: SestekEmulator, http: requests.Session, literal: str) -> None:
+def test_non_finite_percent_is_written_literally(
+    sestek_emulator: SestekEmulator, http: requests.Session, literal: str
+) -> None:
+    emu = sestek_emulator
     token = get_token(http, emu)
     assert train(http, emu, token, "m1").status_code == 200
     emu.add_fault(Fault(endpoint="progress", kind="non_finite", value=literal, when="after"))
@@ -341,7 +352,8 @@ def test_non_finite_percent_is_written_literally(emu: SestekEmulator, http: requ
     assert poll(http, emu, token, "m1")["trainingStatus"] == "PendingTraining"  # the faulted poll counted
 
 
-def test_non_finite_before_reports_without_advancing(emu: SestekEmulator, http: requests.Session) -> None:
+def test_non_finite_before_reports_without_advancing(sestek_emulator: SestekEmulator, http: requests.Session) -> None:
+    emu = sestek_emulator
     token = emu.issue_token()
     assert train(http, emu, token, "m1").status_code == 200
     emu.add_fault(Fault(endpoint="progress", kind="non_finite", value="NaN"))
@@ -350,7 +362,8 @@ def test_non_finite_before_reports_without_advancing(emu: SestekEmulator, http: 
     assert poll(http, emu, token, "m1")["trainingStatus"] == "Initialized"
 
 
-def test_raw_sends_the_exact_body(emu: SestekEmulator, http: requests.Session) -> None:
+def test_raw_sends_the_exact_body(sestek_emulator: SestekEmulator, http: requests.Session) -> None:
+    emu = sestek_emulator
     body = '{"percent": 50, "trainingStatus": "Träining"}\n\x00<!-- ☕ -->'
     emu.add_fault(Fault(endpoint="progress", kind="raw", raw_body=body))
     response = http.get(emu.url + progress_path("m"))
@@ -368,7 +381,10 @@ def test_raw_sends_the_exact_body(emu: SestekEmulator, http: requests.Session) -
 # ---------------------------------------------------------------- remote control
 
 
-def test_redirect_and_foreign_requests_through_the_admin_client(emu: SestekEmulator, http: requests.Session) -> None:
+def test_redirect_and_foreign_requests_through_the_admin_client(
+    sestek_emulator: SestekEmulator, http: requests.Session
+) -> None:
+    emu = sestek_emulator
     admin = EmulatorClient(emu.url)
     fault = Fault(endpoint="token", kind="redirect", status=303, when="after")
     admin.add_fault(fault)
@@ -384,7 +400,10 @@ def test_redirect_and_foreign_requests_through_the_admin_client(emu: SestekEmula
     assert admin.foreign_requests() == [] and admin.state()["foreign_requests"] == []
 
 
-def test_model_filtered_delay_and_drip_on_train_keep_the_upload(emu: SestekEmulator, http: requests.Session) -> None:
+def test_model_filtered_delay_and_drip_on_train_keep_the_upload(
+    sestek_emulator: SestekEmulator, http: requests.Session
+) -> None:
+    emu = sestek_emulator
     token = emu.issue_token()
     emu.add_fault(Fault(endpoint="train", kind="delay", delay=0.05, model_id="m1"))
     emu.add_fault(Fault(endpoint="train", kind="drip", delay=0.001, model_id="m2"))
