@@ -697,11 +697,15 @@ def test_delay_fault_provokes_read_timeout(sestek_emulator: SestekEmulator, http
     with pytest.raises(requests.ReadTimeout):
         http.get(emu.url + progress_path("model-1"), headers=bearer(token), timeout=(5, 0.3))
     assert emu.faults == []  # the delay was this request's: the client gave up while the emulator held it
+    held = emu.requests[-1]
+    assert (held.endpoint, held.fault) == ("progress", "delay:before")
     assert poll(http, emu, token)["trainingStatus"] in ("Initialized", "PendingTraining")
     emu.add_fault(Fault(endpoint="progress", kind="delay", delay=0.2))
     started = time.monotonic()
     assert poll(http, emu, token)["trainingStatus"] in ("PendingTraining", "DatasetUploading")
+    # A lower bound only (the server cannot answer before its delay): no load makes it fail.
     assert time.monotonic() - started >= 0.2
+    assert emu.requests[-1].fault == "delay:before" and emu.faults == []
 
 
 def test_malformed_and_truncated_faults(sestek_emulator: SestekEmulator, http: requests.Session) -> None:
