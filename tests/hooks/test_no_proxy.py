@@ -27,7 +27,9 @@ def test_no_proxy_cidr_keeps_the_client_secret_away_from_the_proxy(
         try:
             TOKEN[side]()
         except Exception:
-            pass
+            pass  # a proxied request fails (the proxy hangs up): the assertions below say where it went
         leaked = list(recording_proxy.bodies)
     assert leaked == [], "the token request (with client_secret) went to the proxy that NO_PROXY excludes"
     assert not any(sestek_conn.train_client[1].encode() in b for b in leaked)
+    # ...and it was sent, straight to the emulator: a call refused before sending anything passed the above too.
+    assert [r.endpoint for r in sestek_conn.requests] == ["token"]
