@@ -17,10 +17,10 @@ import time
 from importlib.util import find_spec
 from typing import Any
 
-from benchmarks import imports, poll_cpu, report, tokens, triggers, upload, upload_s3
+from benchmarks import evaluation, imports, poll_cpu, report, tokens, triggers, upload, upload_s3
 from benchmarks._common import REPO, log, machine_info
 
-SECTIONS = ("upload", "upload_s3", "import", "tokens", "triggers", "poll_cpu")
+SECTIONS = ("upload", "upload_s3", "import", "tokens", "triggers", "poll_cpu", "evaluation")
 
 
 def _has(module: str) -> bool:
@@ -49,6 +49,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--cpu-concurrency", type=int, default=None, help="poll_cpu: concurrent pollers")
     parser.add_argument("--cpu-rounds", type=int, default=None, help="poll_cpu: alternating rounds per side")
     parser.add_argument("--cpu-warmup", type=int, default=None, help="poll_cpu: warm-up polls per side")
+    parser.add_argument("--eval-cases", type=int, default=None, help="evaluation: golden-set cases (default 2000)")
     args = parser.parse_args(argv)
     full = {
         "ns": "1000,5000,10000",
@@ -66,6 +67,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "cpu_concurrency": 50,
         "cpu_rounds": 3,
         "cpu_warmup": 500,
+        "eval_cases": 2000,
     }
     smoke = {
         "ns": "50",
@@ -82,6 +84,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "cpu_concurrency": 50,
         "cpu_rounds": 3,
         "cpu_warmup": 100,
+        "eval_cases": 30,
     }
     for key, value in (smoke if args.smoke else full).items():
         if getattr(args, key) is None:
@@ -124,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             "poll_cpu_polls": args.cpu_polls,
             "poll_cpu_concurrency": args.cpu_concurrency,
             "poll_cpu_rounds": args.cpu_rounds,
+            "eval_cases": args.eval_cases,
         },
     }
     try:
@@ -145,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
             results["poll_cpu"] = poll_cpu.run(
                 workdir, args.cpu_concurrency, args.cpu_polls, args.cpu_rounds, args.cpu_warmup
             )
+        if "evaluation" in only:
+            results["evaluation"] = evaluation.run(workdir, args.eval_cases)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     results["runtime_s"] = round(time.monotonic() - started, 1)

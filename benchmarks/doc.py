@@ -106,7 +106,7 @@ What the provider costs an Airflow deployment, measured against what a user woul
 by side in the same run. Reproduce with `make bench` (under 10 minutes on the machine below; it
 installs the peers with `make bench-deps`, starts its own servers on 127.0.0.1 and stops them). The run
 writes [`benchmarks/results.json`](benchmarks/results.json) (fixed keys: `upload`, `upload_s3`, `triggers`,
-`import`, `tokens`, `poll_cpu`) and this file.
+`import`, `tokens`, `poll_cpu`, `evaluation`) and this file.
 
 Run of {machine.get("date")}{smoke}, total {_fmt(results.get("runtime_s"), 0)} s.
 
@@ -176,6 +176,14 @@ polls from 100 coroutines, each with its own hook as each trigger has, against a
 {_fmt(_get(results, "tokens", "token_lifetime_s"))} s. The emulator counts the token requests.
 
 {POLL_CPU_METHOD.format(**_poll_cpu_figures(results))}
+
+**Evaluation.** A fresh process per side evaluates a JSONL golden set of {_fmt(_get(results, "evaluation", "cases"))}
+cases (`expect_all` each) against a published model on the emulator: `SestekEvaluateModelOperator.execute`
+(20 cases per request, the file streamed) against the loop a user would write with the hook (the file read into
+a list, one `SestekHook.ask` per case, the check by hand). Both sides fetch their token and open their
+connection before the clock starts. Peak RSS growth is the process's `VmHWM` (reset first) over its RSS before
+the evaluation; the operator is measured again at {_fmt(_get(results, "evaluation", "batched_10x_cases"))} cases:
+flat memory means the two figures are about the same.
 
 ## What profiling found, and what changed in the provider
 

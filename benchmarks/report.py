@@ -131,6 +131,7 @@ def table(results: dict[str, Any]) -> str:
                 "",
             )
         )
+    _evaluation_rows(rows, results.get("evaluation") or {})
     cpu = results.get("poll_cpu") or {}
     if cpu:
         rows.append(
@@ -236,4 +237,38 @@ def machine_line(machine: dict[str, Any]) -> str:
         f"{machine.get('provider')}, apache-airflow-providers-http {machine.get('http_provider')}, "
         f"apache-airflow-providers-dbt-cloud {machine.get('dbt_cloud_provider')}, aiohttp {machine.get('aiohttp')}, "
         f"requests {machine.get('requests')}, curl {machine.get('curl')}"
+    )
+
+
+def _evaluation_rows(rows: list[tuple[str, str, str, str, str]], ev: dict[str, Any]) -> None:
+    """Batched evaluation against the naive loop (one ``hook.ask`` per case), and its memory at 10x the cases."""
+    if not ev:
+        return
+    n = _num(ev.get("cases"))
+    rows.append(
+        (
+            f"Evaluation of {n} golden-set cases: wall time (s)",
+            _num(ev.get("batched_s"), 2),
+            f"one ask() per case {_num(ev.get('naive_s'), 2)}",
+            "",
+            _ratio(ev.get("batched_s"), ev.get("naive_s"), False),
+        )
+    )
+    rows.append(
+        (
+            f"Evaluation of {n} cases: inference requests",
+            _num(ev.get("batched_requests")),
+            f"one ask() per case {_num(ev.get('naive_requests'))}",
+            "",
+            _ratio(ev.get("batched_requests"), ev.get("naive_requests"), False),
+        )
+    )
+    rows.append(
+        (
+            f"Evaluation: peak RSS growth (MiB), {n} cases / {_num(ev.get('batched_10x_cases'))} cases from JSONL",
+            f"{_num(ev.get('batched_rss_growth_mib'))} / {_num(ev.get('batched_10x_rss_growth_mib'))}",
+            f"one ask() per case, {n} cases: {_num(ev.get('naive_rss_growth_mib'))}",
+            "",
+            "",
+        )
     )

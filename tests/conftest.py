@@ -60,6 +60,10 @@ COMPAT_MODULES = frozenset(
     {
         "tests/operators/test_train.py",
         "tests/operators/test_question_answering.py",
+        "tests/operators/test_evaluate.py",
+        "tests/example_dags/test_example_evaluation_gate.py",
+        "tests/hooks/test_cases.py",
+        "tests/hooks/test_report.py",
         "tests/operators/test_train_assets.py",
         "tests/operators/test_train_progress.py",
         "tests/operators/test_durable.py",

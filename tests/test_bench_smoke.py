@@ -50,6 +50,7 @@ KEYS = {
     ),
     "import": ("baseline_ms", "sestek_ms", "dbt_ms"),
     "tokens": ("operator_runs", "polls", "token_requests"),
+    "evaluation": ("cases", "batched_s", "naive_s", "batched_requests", "naive_requests", "batched_rss_growth_mib"),
 }
 PEER_KEYS = {"peer_loop_lag_p99_ms", "peer_rss_per_trigger_kib", "peer_max_connections", "dbt_ms", "curl_mib_s"}
 

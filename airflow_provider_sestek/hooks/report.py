@@ -17,7 +17,7 @@ import urllib.request
 from typing import IO, Any
 
 from airflow_provider_sestek import api
-from airflow_provider_sestek.exceptions import SestekValidationError
+from airflow_provider_sestek.exceptions import SestekError, SestekValidationError
 from airflow_provider_sestek.hooks.retry import describe_exception
 
 _FIELD = "report_path"
@@ -76,9 +76,8 @@ class ReportWriter:
             else:
                 os.replace(tmp, os.path.expanduser(self.location))
         except Exception as exc:
-            raise SestekValidationError(
-                _FIELD, self.shown, f"could not be written: {describe_exception(exc)}"
-            ) from None
+            # After the evaluation: not a bad argument (those are refused before it), an error of the store.
+            raise SestekError(f"The report {self.shown!r} could not be written: {describe_exception(exc)}") from None
         finally:
             self.discard()
         return self.shown
@@ -141,7 +140,8 @@ def check_report_path(value: Any) -> ReportWriter | None:
     try:
         from airflow.providers.common.compat.sdk import ObjectStoragePath
 
-        ObjectStoragePath(location)
+        # .fs: Airflow 2.11 looks the filesystem up only when it is first used, 3.x when the path is made.
+        ObjectStoragePath(location).fs  # noqa: B018 - the lookup is the check
     except ImportError as exc:
         raise SestekValidationError(_FIELD, shown, needs_package(scheme, exc)) from None
     except ValueError as exc:

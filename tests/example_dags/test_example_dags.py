@@ -217,7 +217,16 @@ def test_example_dags_parse_in_airflow_without_and_with_a_stored_connection(
         "example_sestek_models_from_object_storage",
         "example_sestek_model_producer",
         "example_sestek_model_consumer",
+        "example_sestek_evaluation_gate",
+        "example_sestek_evaluated_model_consumer",
     } | ({"example_sestek_model_watcher"} if AIRFLOW_3 else set())
+    # On 2.11 these files schedule a DAG on the model's URI, which needs the connection when parsed.
+    asset_files = {
+        "example_sestek_model_producer",
+        "example_sestek_model_consumer",
+        "example_sestek_evaluation_gate",
+        "example_sestek_evaluated_model_consumer",
+    }
     done = _airflow(reserialize_home, "dags", "reserialize")
     assert done.returncode == 0, done.stderr[-3000:]
     dag_ids, errors = _parsed(reserialize_home)
@@ -226,9 +235,10 @@ def test_example_dags_parse_in_airflow_without_and_with_a_stored_connection(
     else:  # 2.11's reserialize logs import errors instead of recording them
         trace = done.stdout + done.stderr
         assert errors == {} and "example_sestek_model_asset.py" in trace, trace[-3000:]
+        assert "example_sestek_evaluation_gate.py" in trace, trace[-3000:]
         assert "SestekConfigError" in trace and "'sestek_default' is not defined" in trace and "host=" in trace
         assert "AirflowNotFoundException" not in trace
-        assert dag_ids == every - {"example_sestek_model_producer", "example_sestek_model_consumer"}
+        assert dag_ids == every - asset_files
 
     added = _airflow(reserialize_home, "connections", "add", "sestek_default", "--conn-json", connection_json(emulator))
     assert added.returncode == 0, added.stderr[-3000:]

@@ -208,8 +208,8 @@ def test_a_passing_evaluation_emits_the_model_asset_event_with_its_summary(
     events = asset_events(uri)
     assert len(events) == before + 1
     extra = events[-1]["extra"]
-    assert extra["model_id"] == "faq-bot" and extra["evaluation"]["pass_rate"] == 1.0
-    assert extra["evaluation"]["min_pass_rate"] == 1.0
+    assert extra == {**result.value, "min_pass_rate": 1.0}
+    assert extra["model_id"] == "faq-bot" and extra["pass_rate"] == 1.0
 
 
 def test_mapped_over_models(sestek_conn: SestekEmulator, tmp_path: Path) -> None:
