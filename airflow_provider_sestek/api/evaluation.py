@@ -45,6 +45,7 @@ class EvalCase:
     :param query: the question.
     :param chat_history: ``[user, assistant]`` pairs sent with the question.
     :param checks: ``(check, values)`` in :data:`CHECKS` order.
+    :param patterns: the ``expect_regex`` values, compiled.
     """
 
     number: int

@@ -96,12 +96,19 @@ class CaseSource:
 
 def case_source(cases: Any) -> CaseSource:
     """
-    Check the ``cases`` argument (a list of cases, or a file: a path, ``os.PathLike``, ``file://`` or object
-    storage URL, or an ``ObjectStoragePath``); for a file, one metadata request checks it exists.
+    Check the ``cases`` argument (a list of cases or its JSON text, or a file: a path, ``os.PathLike``,
+    ``file://`` or object storage URL, or an ``ObjectStoragePath``); for a file, one metadata request checks it
+    exists.
 
     :param cases: the argument as rendered.
     :raises SestekValidationError: an empty list, a web URL, an unknown file format, a missing file.
     """
+    if isinstance(cases, str) and cases.lstrip().startswith("["):
+        # JSON text: what a template renders a list to (an XCom pulled into ``cases``), as for chat_history.
+        try:
+            cases = json.loads(cases)
+        except ValueError:
+            raise SestekValidationError("cases", None, "given as JSON text it must be a list of cases") from None
     if isinstance(cases, Sequence) and not isinstance(cases, str | bytes):
         if not cases:
             raise SestekValidationError("cases", [], "holds no cases; give at least one")

@@ -56,8 +56,9 @@ class SestekEvaluateModelOperator(BaseOperator):
     scheduled on the model see only models that passed.
 
     :param model_id: the model to evaluate. (templated)
-    :param cases: a list of cases, or a ``.jsonl``/``.ndjson``, ``.json``, ``.yaml``/``.yml`` or ``.csv`` file:
-        a local path or an object-storage URL or ``ObjectStoragePath``, read like ``data_files``. JSONL and CSV
+    :param cases: a list of cases (or its JSON text, what a template renders a list to), or a
+        ``.jsonl``/``.ndjson``, ``.json``, ``.yaml``/``.yml`` or ``.csv`` file: a local path or an
+        object-storage URL or ``ObjectStoragePath``, read like ``data_files``. JSONL and CSV
         are streamed; a JSON or YAML file holds a list (or ``{"cases": [...]}``); a CSV has a header row, a list
         check as JSON text or one string, ``chat_history`` as JSON text. (templated)
     :param min_pass_rate: the share of cases that must pass, 0 to 1.

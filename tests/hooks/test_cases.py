@@ -33,6 +33,12 @@ def test_a_list_of_cases(tmp_path: Path) -> None:
     assert read(CASES) == EXPECTED
 
 
+def test_a_list_of_cases_as_json_text_as_a_template_renders_it() -> None:
+    assert read(json.dumps(CASES)) == EXPECTED
+    with pytest.raises(SestekValidationError, match="given as JSON text it must be a list of cases"):
+        case_source("[{broken")
+
+
 def test_a_jsonl_file_skips_blank_lines_and_a_byte_order_mark(tmp_path: Path) -> None:
     path = tmp_path / "golden.jsonl"
     path.write_text("\ufeff" + json.dumps(CASES[0]) + "\n\n" + json.dumps(CASES[1]) + "\n", encoding="utf-8")

@@ -212,14 +212,17 @@ def test_a_passing_evaluation_emits_the_model_asset_event_with_its_summary(
     assert extra["model_id"] == "faq-bot" and extra["pass_rate"] == 1.0
 
 
-def test_mapped_over_models(sestek_conn: SestekEmulator, tmp_path: Path) -> None:
+def test_mapped_over_models_each_emits_its_model_asset_event(sestek_conn: SestekEmulator, tmp_path: Path) -> None:
     import pendulum
     from airflow.providers.common.compat.sdk import DAG
 
     from tests.dag_runner import run_dag_file
 
+    register_alias()
     publish(tmp_path, "faq-bot")
     publish(tmp_path, "faq-bot-two")
+    uris = [model_asset_uri("faq-bot"), model_asset_uri("faq-bot-two")]
+    before = [len(asset_events(uri)) for uri in uris]
 
     def build() -> Any:
         with DAG("sestek_evaluate_mapped", schedule=None, start_date=pendulum.datetime(2026, 1, 1)) as dag:
@@ -233,6 +236,8 @@ def test_mapped_over_models(sestek_conn: SestekEmulator, tmp_path: Path) -> None
     assert states == ["success", "success"]
     segments = sorted(r.model_id for r in inference_requests(sestek_conn))
     assert segments == ["faq-bot", "faq-bot-two"]
+    # Each mapped instance declares the model alias (its __init__ runs when it is unmapped) and emits its event.
+    assert [len(asset_events(uri)) for uri in uris] == [n + 1 for n in before]
 
 
 def test_openlineage_reports_one_assertion_per_check_kind(sestek_conn: SestekEmulator, tmp_path: Path) -> None:
