@@ -9,10 +9,11 @@ runs of white space folded to one space, so ``"9 to 17"`` matches ``"From 9  to 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import regex
 
 from airflow_provider_sestek.api.validation import chat_history_pairs
 from airflow_provider_sestek.exceptions import SestekValidationError
@@ -27,6 +28,9 @@ CASE_FIELDS = ("id", "query", "chat_history", *CHECKS)
 MAX_BATCH_SIZE = 100
 #: Characters of an answer quoted in a failure line.
 ANSWER_EXCERPT = 120
+#: Longest time, in seconds, one ``expect_regex`` pattern may take on one answer: a catastrophic pattern
+#: (``(a+)+$``) on an answer the server chose would otherwise hold the task for hours.
+REGEX_TIMEOUT = 1.0
 
 
 def fold(text: str) -> str:
@@ -54,7 +58,7 @@ class EvalCase:
     query: str
     chat_history: list[list[dict[str, str]]] = field(default_factory=list)
     checks: tuple[tuple[str, tuple[str, ...]], ...] = ()
-    patterns: tuple[re.Pattern[str], ...] = ()
+    patterns: tuple[regex.Pattern[str], ...] = ()
 
 
 def _field(where: str, name: str) -> str:
@@ -109,8 +113,8 @@ def parse_case(raw: Any, where: str, number: int) -> EvalCase:
             continue
         for i, pattern in enumerate(values):
             try:
-                patterns.append(re.compile(pattern))
-            except re.error as exc:
+                patterns.append(regex.compile(pattern))
+            except regex.error as exc:
                 raise SestekValidationError(
                     _field(where, f"expect_regex[{i}]"), pattern, f"is not a valid regular expression ({exc})"
                 ) from None
@@ -142,9 +146,10 @@ def grade(case: EvalCase, answer: Any, sources: Sequence[str]) -> tuple[CheckRes
     """
     text = answer if isinstance(answer, str) else ""
     folded = fold(text)
+    # An empty answer fails every case (a case with only ``forbid`` would pass it otherwise).
+    results = [] if text.strip() else [CheckResult(ANSWERED, False, "the answer is empty")]
     if not case.checks:
-        return (CheckResult(ANSWERED, bool(text.strip()), "" if text.strip() else "the answer is empty"),)
-    results = []
+        return tuple(results) or (CheckResult(ANSWERED, True),)
     for name, values in case.checks:
         if name == "expect_all":
             missing = [v for v in values if fold(v) not in folded]
@@ -153,8 +158,17 @@ def grade(case: EvalCase, answer: Any, sources: Sequence[str]) -> tuple[CheckRes
             hit = any(fold(v) in folded for v in values)
             results.append(CheckResult(name, hit, "" if hit else f"none of {_quoted(values)}"))
         elif name == "expect_regex":
-            unmatched = [p.pattern for p in case.patterns if not p.search(text)]
-            results.append(CheckResult(name, not unmatched, f"no match for {_quoted(unmatched)}" if unmatched else ""))
+            unmatched, slow = [], []
+            for pattern in case.patterns:
+                try:
+                    if not pattern.search(text, timeout=REGEX_TIMEOUT):
+                        unmatched.append(pattern.pattern)
+                except TimeoutError:
+                    slow.append(pattern.pattern)
+            detail = f"no match for {_quoted(unmatched)}" if unmatched else ""
+            if slow:
+                detail += ("; " if detail else "") + f"gave up after {REGEX_TIMEOUT:g} s on {_quoted(slow)}"
+            results.append(CheckResult(name, not (unmatched or slow), detail))
         elif name == "expect_sources":
             absent = [v for v in values if v not in sources]
             results.append(CheckResult(name, not absent, f"sources lack {_quoted(absent)}" if absent else ""))

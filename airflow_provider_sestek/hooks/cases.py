@@ -44,6 +44,8 @@ class CaseSource:
         self._format = fmt
         #: Where the cases come from, for messages and the report.
         self.label = "cases" if file is None else api.redact_url(file.location)
+        #: The file's path or URL, ``None`` for a list.
+        self.location = None if file is None else file.location
 
     def count(self) -> int:
         """
@@ -143,15 +145,30 @@ def _jsonl_rows(name: str, text: IO[str]) -> Iterator[tuple[str, Any]]:
 
 def _csv_rows(name: str, text: IO[str]) -> Iterator[tuple[str, Any]]:
     reader = csv.DictReader(text)
-    columns = reader.fieldnames or []
+    try:
+        columns = list(reader.fieldnames or [])
+    except csv.Error as exc:
+        raise SestekValidationError(f"{name} line 1", None, f"is not valid CSV ({exc})") from None
     if "query" not in columns:
         raise SestekValidationError(f"{name} line 1", None, "the header row needs a 'query' column")
+    repeated = sorted({c for c in columns if columns.count(c) > 1})
+    if repeated:
+        raise SestekValidationError(f"{name} line 1", None, f"the header names column {repeated[0]!r} twice")
     unknown = [c for c in columns if c not in CASE_FIELDS]
     if unknown:
         raise SestekValidationError(
             f"{name} line 1", None, f"unknown column {unknown[0]!r}; a case has {', '.join(CASE_FIELDS)}"
         )
-    for row in reader:
+    rows = iter(reader)
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # a cell longer than the csv module's field limit, a stray quote ...
+            # line_num counts the lines of the rows read whole: the bad one is the next.
+            where = f"{name} line {reader.line_num + 1}"
+            raise SestekValidationError(where, None, f"is not valid CSV ({exc})") from None
         where = f"{name} line {reader.line_num}"
         if None in row:  # more cells than the header has columns
             raise SestekValidationError(where, None, f"has more cells than the {len(columns)} columns of the header")

@@ -102,7 +102,7 @@ def _upload(tmp: str, location: str) -> None:
 def check_report_path(value: Any) -> ReportWriter | None:
     """
     Check ``report_path`` before any request: a writable local folder, or an object-storage URL whose
-    filesystem is installed (no request to the store yet).
+    filesystem is installed and whose bucket (container) exists, with one metadata request.
 
     :param value: the argument: ``None``, a path, a URL or an ``ObjectStoragePath``.
     """
@@ -141,11 +141,33 @@ def check_report_path(value: Any) -> ReportWriter | None:
         from airflow.providers.common.compat.sdk import ObjectStoragePath
 
         # .fs: Airflow 2.11 looks the filesystem up only when it is first used, 3.x when the path is made.
-        ObjectStoragePath(location).fs  # noqa: B018 - the lookup is the check
+        store_path = ObjectStoragePath(location)
+        fs = store_path.fs
     except ImportError as exc:
         raise SestekValidationError(_FIELD, shown, needs_package(scheme, exc)) from None
     except ValueError as exc:
         if _NO_FILESYSTEM.search(str(exc)):
             raise no_filesystem(_FIELD, shown, scheme) from None
         raise SestekValidationError(_FIELD, shown, f"is not a valid URL: {describe_exception(exc)}") from None
+    _check_bucket(fs, store_path, shown)
     return ReportWriter(location, remote=True)
+
+
+def _check_bucket(fs: Any, path: Any, shown: str) -> None:
+    """The bucket (container) of an object-storage report exists: found now, not after the evaluation."""
+    from fsspec.asyn import AsyncFileSystem
+
+    from airflow_provider_sestek.hooks.object_storage import CHECK_TIMEOUT
+
+    bucket = str(path.path).lstrip("/").split("/", 1)[0]
+    if not bucket:
+        return
+    try:
+        if isinstance(fs, AsyncFileSystem) and not fs.asynchronous:
+            found = fs.exists(bucket, timeout=CHECK_TIMEOUT)  # fsspec's sync() takes the timeout
+        else:
+            found = fs.exists(bucket)
+    except Exception as exc:  # network, credentials: whatever the filesystem package raises
+        raise SestekValidationError(_FIELD, shown, f"its bucket cannot be checked: {describe_exception(exc)}") from None
+    if not found:
+        raise SestekValidationError(_FIELD, shown, f"its bucket {bucket!r} does not exist (or is not reachable)")

@@ -26,17 +26,22 @@ def ask_published(hook: SestekHook, model_id: str, questions: Sequence[str], **k
         response = hook.ask(model_id, list(questions), **kwargs)
     except SestekModelNotPublished as exc:
         try:
-            state = hook.get_training_progress(model_id).describe()
+            progress = hook.get_training_progress(model_id)
+            state, published = progress.describe(), progress.is_published
         except SestekError:
-            state = "unknown"
-        raise SestekModelNotPublished(
-            method=exc.method,
-            endpoint=exc.endpoint,
-            status=exc.status,
-            message=(
+            state, published = "unknown", False
+        if published:  # the progress says Running: the pod is starting, idle or down, not untrained
+            message = (
+                f"model {model_id!r} is published (training progress: {state}) but its endpoint did not answer "
+                f"(HTTP {exc.status}); retry later. Server said: {exc.message}"
+            )
+        else:
+            message = (
                 f"model {model_id!r} is not published (training progress: {state}); train it with "
                 f"SestekTrainOperator(wait_for_inference=True) first. Server said: {exc.message}"
-            ),
+            )
+        raise SestekModelNotPublished(
+            method=exc.method, endpoint=exc.endpoint, status=exc.status, message=message
         ) from exc
     results: list[dict[str, Any]] = response["result"]
     cfg = hook.config

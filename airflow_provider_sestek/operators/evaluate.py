@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator, Sequence
 from itertools import islice
@@ -18,7 +19,7 @@ from airflow_provider_sestek.api.evaluation import (
     validate_batch_size,
     validate_pass_rate,
 )
-from airflow_provider_sestek.exceptions import SestekEvaluationFailed
+from airflow_provider_sestek.exceptions import SestekEvaluationFailed, SestekValidationError
 from airflow_provider_sestek.hooks.cases import case_source
 from airflow_provider_sestek.hooks.report import check_report_path
 from airflow_provider_sestek.hooks.sestek import SestekHook
@@ -122,6 +123,8 @@ class SestekEvaluateModelOperator(BaseOperator):
         api.validate_flag(self.emit_model_asset, "emit_model_asset")
         writer = check_report_path(self.report_path)
         source = case_source(self.cases)
+        if writer is not None and source.location is not None and _same_file(writer.location, source.location):
+            raise SestekValidationError("report_path", writer.shown, "is the cases file; the report would replace it")
         total = source.count()
         hook = SestekHook(self.sestek_conn_id)
         self.log.info(
@@ -189,7 +192,10 @@ class SestekEvaluateModelOperator(BaseOperator):
             more = f"; the first {shown} shown, the report has all" if summary["failed"] > shown else ""
             rows = "\n".join(f"  {f.failure_line()}" for f in board.failures)
             self.log.info(
-                "Failing cases (%d%s):\n  id | query | failed checks | answer\n%s", summary["failed"], more, rows
+                "Failing cases (%d%s):\n  id | query | failed checks | answer (excerpt)\n%s",
+                summary["failed"],
+                more,
+                rows,
             )
         hit_rate = summary["source_hit_rate"]
         self.log.info(
@@ -227,6 +233,13 @@ class SestekEvaluateModelOperator(BaseOperator):
         report = None if not self.report_path else str(self.report_path)
         cfg = SestekHook(self.sestek_conn_id).config
         return evaluation_lineage(cfg, self.model_id, self._by_check, cases, report)
+
+
+def _same_file(report: str, cases: str) -> bool:
+    """Whether the report would be written over the cases file (the same local file, or the same URL)."""
+    if "://" in cases or "://" in report:
+        return api.redact_url(report) == api.redact_url(cases)
+    return os.path.realpath(os.path.expanduser(report)) == os.path.realpath(os.path.expanduser(cases))
 
 
 def _batches(cases: Iterator[EvalCase], size: int) -> Iterator[list[EvalCase]]:

@@ -155,3 +155,16 @@ def test_a_latency_percentile_is_the_nearest_rank_over_cases(requests: list[tupl
     every_case = sorted(latency for latency, cases in requests for _ in range(cases))
     expected = every_case[max(1, math.ceil(q * len(every_case))) - 1]
     assert board.percentile(q) == round(expected, 3)
+
+
+def test_a_catastrophic_regex_gives_up_in_bounded_time_and_fails_the_check() -> None:
+    case = parse_case({"query": "q", "expect_regex": ["(a|a)+$", "a"]}, "cases[0]", 1)
+    (check,) = grade(case, "a" * 28 + "!", [])
+    assert not check.passed
+    # The regex module cannot finish (a|a)+$ on this answer within the limit: the check says it gave up.
+    assert check.detail == "gave up after 1 s on '(a|a)+$'"
+
+
+def test_an_empty_answer_fails_every_case_even_one_with_only_forbid() -> None:
+    assert checks({"forbid": "closed"}, answer="") == {ANSWERED: (False, "the answer is empty"), "forbid": (True, "")}
+    assert checks({"forbid": "closed"}, answer="open") == {"forbid": (True, "")}

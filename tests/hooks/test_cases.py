@@ -84,6 +84,8 @@ def test_a_csv_file_takes_lists_as_json_or_one_string(tmp_path: Path) -> None:
         ("golden.csv", "query,expect\nhi,x\n", "unknown column 'expect'"),
         ("golden.csv", 'query,forbid\nhi,"[bad"\n', "golden.csv line 2, field forbid"),
         ("golden.csv", "query\nhi,extra\n", "golden.csv line 2: has more cells"),
+        ("golden.csv", "query,query\nhi,ho\n", "golden.csv line 1: the header names column 'query' twice"),
+        ("golden.csv", "query\nok\n" + "x" * 140_000 + "\n", "golden.csv line 3: is not valid CSV (field larger"),
         ("golden.txt", "query\n", "must be a .jsonl"),
     ],
 )

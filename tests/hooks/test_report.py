@@ -77,6 +77,15 @@ def test_a_report_in_object_storage(s3: S3) -> None:
     assert json.loads(body)["cases"] == [{"id": "1"}]
 
 
+def test_a_report_in_a_bucket_that_does_not_exist_is_refused_before_anything_runs(s3: S3) -> None:
+    with pytest.raises(SestekValidationError, match=r"its bucket 'no-such-bucket-here' does not exist"):
+        check_report_path(s3.url("r.json").replace(s3.bucket, "no-such-bucket-here"))
+
+
 def test_a_store_that_refuses_the_write_is_a_clear_error(s3: S3) -> None:
-    with pytest.raises(SestekError, match=r"The report 's3://no-such-bucket-here/r.json' could not be written"):
-        write(s3.url("r.json").replace(s3.bucket, "no-such-bucket-here"), [{"id": "1"}])
+    writer = check_report_path(s3.url("r.json"))
+    assert writer is not None
+    writer.open({"model_id": "m"})
+    s3.server.client().delete_bucket(Bucket=s3.bucket)  # gone while the evaluation ran
+    with pytest.raises(SestekError, match=rf"The report 's3://{s3.bucket}/r.json' could not be written"):
+        writer.finish({"cases": 0})

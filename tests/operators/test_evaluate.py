@@ -162,6 +162,37 @@ def test_bad_input_fails_before_any_request(sestek_conn: SestekEmulator, capsys,
     assert sestek_conn.requests == []
 
 
+def test_a_report_in_a_missing_bucket_fails_before_any_request(sestek_conn: SestekEmulator, s3: S3, capsys) -> None:
+    result = evaluate(cases=GOOD, report_path=s3.url("r.json").replace(s3.bucket, "no-such-bucket-here"))
+    assert result.state == "failed"
+    assert "its bucket 'no-such-bucket-here' does not exist" in "".join(capsys.readouterr())
+    assert sestek_conn.requests == []
+
+
+def test_a_report_over_the_cases_file_is_refused(sestek_conn: SestekEmulator, tmp_path: Path, capsys) -> None:
+    path = tmp_path / "golden.jsonl"
+    golden = "".join(json.dumps(c) + "\n" for c in GOOD)
+    path.write_text(golden)
+    result = evaluate(cases=str(path), report_path=str(tmp_path / "." / "golden.jsonl"))
+    assert result.state == "failed"
+    assert "is the cases file; the report would replace it" in "".join(capsys.readouterr())
+    assert sestek_conn.requests == [] and path.read_text() == golden
+
+
+def test_a_published_model_whose_endpoint_does_not_answer_says_so(
+    sestek_conn: SestekEmulator, tmp_path: Path, capsys, fast_retries: None
+) -> None:
+    from airflow_provider_sestek.testing import Fault
+
+    publish(tmp_path)
+    sestek_conn.add_fault(Fault(endpoint="inference", kind="status", status=503, count=None))
+    result = evaluate(cases=GOOD)
+    assert result.state == "failed"
+    text = "".join(capsys.readouterr())
+    assert "model 'faq-bot' is published (training progress: Completed 100% (inference Running))" in text
+    assert "did not answer (HTTP 503); retry later" in text and "is not published" not in text
+
+
 def test_a_bad_case_late_in_a_file_fails_before_any_request(
     sestek_conn: SestekEmulator, tmp_path: Path, capsys
 ) -> None:
