@@ -190,7 +190,7 @@ def test_a_published_model_whose_endpoint_does_not_answer_says_so(
     assert result.state == "failed"
     text = "".join(capsys.readouterr())
     assert "model 'faq-bot' is published (training progress: Completed 100% (inference Running))" in text
-    assert "did not answer (HTTP 503); retry later" in text and "is not published" not in text
+    assert "did not answer (HTTP 503); retry later" in text and "'faq-bot' is not published" not in text
 
 
 def test_a_bad_case_late_in_a_file_fails_before_any_request(
