@@ -85,6 +85,48 @@ def check_object(field_name: str, location: str, shown: str, scheme: str) -> Rem
     :raises SestekValidationError: missing package, bucket or object; a folder; access denied; any other
         error of the filesystem (its text, never a credential).
     """
+    path = object_path(field_name, location, shown, scheme)
+    conn_id = _conn_id(path)
+    try:
+        info = _info(path)
+    except TimeoutError:  # fsspec's FSTimeoutError too
+        raise SestekValidationError(
+            field_name,
+            shown,
+            f"the object store did not answer within {CHECK_TIMEOUT:g} s: {_endpoint_hint(scheme, conn_id)}",
+        ) from None
+    except FileNotFoundError:
+        raise SestekValidationError(field_name, shown, _not_found(path, location, conn_id)) from None
+    except PermissionError:
+        raise SestekValidationError(
+            field_name, shown, f"access denied by the object store: {_credentials_hint(scheme, conn_id)}"
+        ) from None
+    except (ImportError, ValueError) as exc:  # Airflow 2.11 looks the filesystem up on first use
+        raise filesystem_error(field_name, shown, scheme, exc, "cannot be read") from None
+    except Exception as exc:  # network, connection lookup: whatever the filesystem package raises
+        raise SestekValidationError(field_name, shown, f"cannot be read: {describe_exception(exc)}") from None
+    if info.get("type") == "directory":
+        raise SestekValidationError(
+            field_name, shown, "is a folder (a key prefix), not an object; list the objects in it instead"
+        )
+    size = info.get("size")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise SestekValidationError(field_name, shown, "the object store does not tell its size")
+    name = location.rstrip("/").rsplit("/", 1)[-1] or location
+    return RemoteObject(name, size, content_type(name, info))
+
+
+def object_path(field_name: str, location: str, shown: str, scheme: str) -> Any:
+    """
+    The ``ObjectStoragePath`` of an object-storage URL, checked without a request: no ``user:password@`` in it,
+    a bucket name botocore accepts (S3), a filesystem package that serves the scheme (Airflow 3 looks it up
+    here), and the connection it names defined and not a Sestek one.
+
+    :param field_name: the parameter, for errors.
+    :param location: the URL as given (``s3://conn_id@bucket/key``).
+    :param shown: the URL fit for messages (no user info).
+    :param scheme: its scheme, lower case.
+    """
     from airflow.providers.common.compat.sdk import ObjectStoragePath
 
     # What redact_url() removed: "user:password@" is a key and its secret pasted into the URL, which the
@@ -101,46 +143,32 @@ def check_object(field_name: str, location: str, shown: str, scheme: str) -> Rem
         _check_bucket(field_name, location, shown, scheme)
     try:
         path = ObjectStoragePath(location)
-    except ImportError as exc:
-        raise SestekValidationError(field_name, shown, needs_package(scheme, exc)) from None
-    except ValueError as exc:  # "Unsupported filesystem" (Airflow 3), or a URL that does not parse
-        if _NO_FILESYSTEM.search(str(exc)):
-            raise no_filesystem(field_name, shown, scheme) from None
-        raise SestekValidationError(field_name, shown, f"is not a valid URL: {describe_exception(exc)}") from None
+    except (ImportError, ValueError) as exc:  # "Unsupported filesystem" (Airflow 3), or a URL that does not parse
+        raise filesystem_error(field_name, shown, scheme, exc, "is not a valid URL") from None
     conn_id = _conn_id(path)
     if conn_id:
         _check_connection(field_name, shown, conn_id)
-    try:
-        info = _info(path)
-    except TimeoutError:  # fsspec's FSTimeoutError too
-        raise SestekValidationError(
-            field_name,
-            shown,
-            f"the object store did not answer within {CHECK_TIMEOUT:g} s: {_endpoint_hint(scheme, conn_id)}",
-        ) from None
-    except FileNotFoundError:
-        raise SestekValidationError(field_name, shown, _not_found(path, location, conn_id)) from None
-    except PermissionError:
-        raise SestekValidationError(
-            field_name, shown, f"access denied by the object store: {_credentials_hint(scheme, conn_id)}"
-        ) from None
-    except ImportError as exc:
-        raise SestekValidationError(field_name, shown, needs_package(scheme, exc)) from None
-    except ValueError as exc:
-        if _NO_FILESYSTEM.search(str(exc)):  # no provider serves the scheme
-            raise no_filesystem(field_name, shown, scheme) from None
-        raise SestekValidationError(field_name, shown, f"cannot be read: {describe_exception(exc)}") from None
-    except Exception as exc:  # network, connection lookup: whatever the filesystem package raises
-        raise SestekValidationError(field_name, shown, f"cannot be read: {describe_exception(exc)}") from None
-    if info.get("type") == "directory":
-        raise SestekValidationError(
-            field_name, shown, "is a folder (a key prefix), not an object; list the objects in it instead"
-        )
-    size = info.get("size")
-    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-        raise SestekValidationError(field_name, shown, "the object store does not tell its size")
-    name = location.rstrip("/").rsplit("/", 1)[-1] or location
-    return RemoteObject(name, size, content_type(name, info))
+    return path
+
+
+def filesystem_error(
+    field_name: str, shown: str, scheme: str, exc: ImportError | ValueError, otherwise: str
+) -> SestekValidationError:
+    """
+    The error for what making or first using a filesystem raised: a package to install, a scheme no filesystem
+    serves, or ``otherwise`` with the error's text.
+
+    :param field_name: the parameter, for the error.
+    :param shown: the URL fit for messages.
+    :param scheme: the URL scheme, lower case.
+    :param exc: what was raised.
+    :param otherwise: the rule for any other ``ValueError`` ("is not a valid URL", "cannot be read").
+    """
+    if isinstance(exc, ImportError):
+        return SestekValidationError(field_name, shown, needs_package(scheme, exc))
+    if _NO_FILESYSTEM.search(str(exc)):
+        return no_filesystem(field_name, shown, scheme)
+    return SestekValidationError(field_name, shown, f"{otherwise}: {describe_exception(exc)}")
 
 
 def open_object(location: str) -> IO[bytes]:
@@ -187,8 +215,23 @@ def _info(path: Any) -> Any:
 
     fs = path.fs
     if isinstance(fs, AsyncFileSystem) and not fs.asynchronous:
-        return fs.info(path.path, timeout=CHECK_TIMEOUT)  # fsspec's sync() takes the timeout
+        return within_timeout(fs, "info", path.path)
     return path.stat()
+
+
+def within_timeout(fs: Any, method: str, key: str) -> Any:
+    """
+    ``fs.<method>(key)``, within :data:`CHECK_TIMEOUT` on an asynchronous filesystem (s3fs, gcsfs, adlfs).
+
+    :param fs: the filesystem.
+    :param method: a method of fsspec's (``info``, ``exists``).
+    :param key: its path argument.
+    """
+    from fsspec.asyn import AsyncFileSystem
+
+    if isinstance(fs, AsyncFileSystem) and not fs.asynchronous:
+        return getattr(fs, method)(key, timeout=CHECK_TIMEOUT)  # fsspec's sync() takes the timeout
+    return getattr(fs, method)(key)
 
 
 def _endpoint_hint(scheme: str, conn_id: str | None) -> str:

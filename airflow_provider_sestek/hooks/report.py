@@ -130,43 +130,27 @@ def check_report_path(value: Any) -> ReportWriter | None:
         if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
             raise SestekValidationError(_FIELD, path, f"its folder {folder!r} does not exist or is not writable")
         return ReportWriter(path, remote=False)
-    if ":" in urllib.parse.urlsplit(location).netloc.rpartition("@")[0]:
-        raise SestekValidationError(
-            _FIELD, shown, f"has credentials (user:password@) in it; name an Airflow connection: {scheme}://CONN_ID@..."
-        )
-    from airflow_provider_sestek.hooks.object_storage import _NO_FILESYSTEM, needs_package, no_filesystem
+    from airflow_provider_sestek.hooks.object_storage import filesystem_error, object_path
 
     location = scheme + location[len(scheme) :]
+    path = object_path(_FIELD, location, shown, scheme)
     try:
-        from airflow.providers.common.compat.sdk import ObjectStoragePath
-
-        # .fs: Airflow 2.11 looks the filesystem up only when it is first used, 3.x when the path is made.
-        store_path = ObjectStoragePath(location)
-        fs = store_path.fs
-    except ImportError as exc:
-        raise SestekValidationError(_FIELD, shown, needs_package(scheme, exc)) from None
-    except ValueError as exc:
-        if _NO_FILESYSTEM.search(str(exc)):
-            raise no_filesystem(_FIELD, shown, scheme) from None
-        raise SestekValidationError(_FIELD, shown, f"is not a valid URL: {describe_exception(exc)}") from None
-    _check_bucket(fs, store_path, shown)
+        fs = path.fs  # Airflow 2.11 looks the filesystem up only here, on first use
+    except (ImportError, ValueError) as exc:
+        raise filesystem_error(_FIELD, shown, scheme, exc, "is not a valid URL") from None
+    _check_bucket(fs, path, shown)
     return ReportWriter(location, remote=True)
 
 
 def _check_bucket(fs: Any, path: Any, shown: str) -> None:
     """The bucket (container) of an object-storage report exists: found now, not after the evaluation."""
-    from fsspec.asyn import AsyncFileSystem
-
-    from airflow_provider_sestek.hooks.object_storage import CHECK_TIMEOUT
+    from airflow_provider_sestek.hooks.object_storage import within_timeout
 
     bucket = str(path.path).lstrip("/").split("/", 1)[0]
     if not bucket:
         return
     try:
-        if isinstance(fs, AsyncFileSystem) and not fs.asynchronous:
-            found = fs.exists(bucket, timeout=CHECK_TIMEOUT)  # fsspec's sync() takes the timeout
-        else:
-            found = fs.exists(bucket)
+        found = within_timeout(fs, "exists", bucket)
     except Exception as exc:  # network, credentials: whatever the filesystem package raises
         raise SestekValidationError(_FIELD, shown, f"its bucket cannot be checked: {describe_exception(exc)}") from None
     if not found:

@@ -10,6 +10,7 @@ import pytest
 
 from airflow_provider_sestek.exceptions import SestekError, SestekValidationError
 from airflow_provider_sestek.hooks.report import check_report_path
+from airflow_provider_sestek.testing import SestekEmulator
 from tests._moto import S3
 
 
@@ -89,3 +90,12 @@ def test_a_store_that_refuses_the_write_is_a_clear_error(s3: S3) -> None:
     s3.server.client().delete_bucket(Bucket=s3.bucket)  # gone while the evaluation ran
     with pytest.raises(SestekError, match=rf"The report 's3://{s3.bucket}/r.json' could not be written"):
         writer.finish({"cases": 0})
+
+
+def test_a_report_through_an_unknown_or_a_sestek_connection_is_refused(s3: S3, sestek_conn: SestekEmulator) -> None:
+    # An unknown connection would fall back to anonymous access; a Sestek one would sign with its client secret.
+    with pytest.raises(SestekValidationError, match="names the Airflow connection 'aws_nope', which cannot be used"):
+        check_report_path(s3.url("r.json", conn_id="aws_nope"))
+    with pytest.raises(SestekValidationError, match="'sestek_default' is a Sestek connection") as info:
+        check_report_path(s3.url("r.json", conn_id="sestek_default"))
+    assert sestek_conn.train_client[1] not in str(info.value)
