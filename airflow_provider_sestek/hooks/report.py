@@ -12,13 +12,12 @@ import json
 import os
 import shutil
 import tempfile
-import urllib.parse
-import urllib.request
 from typing import IO, Any
 
 from airflow_provider_sestek import api
 from airflow_provider_sestek.exceptions import SestekError, SestekValidationError
 from airflow_provider_sestek.hooks.retry import describe_exception
+from airflow_provider_sestek.hooks.upload import _file_url_path
 
 _FIELD = "report_path"
 
@@ -119,8 +118,8 @@ def check_report_path(value: Any) -> ReportWriter | None:
     scheme = location.partition("://")[0].lower() if "://" in location else None
     if scheme in ("http", "https"):
         raise SestekValidationError(_FIELD, shown, "is a web URL; give a local path or an object-storage URL")
-    if scheme == "file":
-        location = urllib.request.url2pathname(urllib.parse.urlsplit(location).path)
+    if scheme == "file":  # a file of this machine, as for data_files: the host empty or localhost
+        location = _file_url_path(_FIELD, location)
         scheme = None
     if scheme is None:
         path = os.path.abspath(os.path.expanduser(location))

@@ -55,6 +55,7 @@ def test_an_unfinished_report_leaves_nothing_behind(tmp_path: Path) -> None:
         ("s3://key:secret@bucket/report.json", "has credentials"),
         ("nofs://bucket/report.json", "report_path"),
         (42, "must be a file path"),
+        ("file://otherhost/tmp/report.json", "its host must be empty or localhost"),
     ],
 )
 def test_a_bad_report_path_is_refused_before_anything_runs(location: object, message: str) -> None:
