@@ -3,11 +3,11 @@ The package's import graph, read from its source (``ast``): no module imports an
 back, however indirectly, and the triggers (run in the triggerer) do not depend on the operators.
 
 Imports inside functions count as much as those at the top of a module: a cycle hidden in a function only
-waits for the first call that closes it. Imports under ``TYPE_CHECKING`` count too in the provider proper
-(they become real the day an annotation is needed at run time, and they were how ``api.validation`` and
-``api.bodies`` imported each other); the emulator's handlers may name the emulator that calls them in
-their annotations. The implicit import of a module's parent package is not an edge: a package
-``__init__`` that re-exports its modules would otherwise be a cycle with each of them.
+waits for the first call that closes it. Imports under ``TYPE_CHECKING`` count too (they become real the
+day an annotation is needed at run time, and they were how ``api.validation`` and ``api.bodies``, and the
+emulator's routes and its facade, imported each other). The implicit import of a module's parent package
+is not an edge: a package ``__init__`` that re-exports its modules would otherwise be a cycle with each
+of them.
 """
 
 from __future__ import annotations
@@ -70,12 +70,8 @@ def _imports(name: str, path: Path, typing_too: bool) -> Iterator[str]:
 
 #: What each module imports when it runs (at its top and in its functions).
 GRAPH = {name: sorted(set(_imports(name, path, typing_too=False))) for name, path in MODULES.items()}
-#: The same, with the imports for annotations only, of the provider proper (without the emulator).
-TYPED_GRAPH = {
-    name: sorted(set(_imports(name, path, typing_too=True)))
-    for name, path in MODULES.items()
-    if not name.startswith(f"{PACKAGE}.testing")
-}
+#: The same, with the imports for annotations only.
+TYPED_GRAPH = {name: sorted(set(_imports(name, path, typing_too=True))) for name, path in MODULES.items()}
 
 
 def _cycles(graph: dict[str, list[str]]) -> list[list[str]]:
@@ -128,7 +124,7 @@ def test_no_module_of_the_package_imports_itself_back() -> None:
     assert _cycles(GRAPH) == []
 
 
-def test_no_module_of_the_provider_imports_itself_back_even_for_annotations() -> None:
+def test_no_module_of_the_package_imports_itself_back_even_for_annotations() -> None:
     assert _cycles(TYPED_GRAPH) == []
 
 

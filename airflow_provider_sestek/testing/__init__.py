@@ -18,6 +18,8 @@ Example::
 from __future__ import annotations
 
 from ._client import EmulatorClient
+from ._endpoints import Endpoint
+from ._faults import Fault, FaultBody, FaultEndpoint, FaultKind, FaultWhen
 from ._model import (
     DEFAULT_CLIENTS,
     DEFAULT_INFERENCE_CLIENTS,
@@ -31,7 +33,6 @@ from ._model import (
     TRAINING_STATUSES,
     CallbackAttempt,
     CallbackInfo,
-    Fault,
     ReceivedFile,
     RecordedRequest,
     Training,
@@ -52,7 +53,12 @@ __all__ = [
     "CallbackAttempt",
     "CallbackInfo",
     "EmulatorClient",
+    "Endpoint",
     "Fault",
+    "FaultBody",
+    "FaultEndpoint",
+    "FaultKind",
+    "FaultWhen",
     "ReceivedFile",
     "RecordedRequest",
     "SestekEmulator",

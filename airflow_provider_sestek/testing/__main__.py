@@ -33,7 +33,7 @@ from ._model import (
     DEFAULT_TOKEN_LIFETIME,
     DEFAULT_TOKEN_PREFIX,
 )
-from .emulator import SestekEmulator
+from .emulator import SestekEmulator, is_loopback
 
 #: The port the command line listens on unless told otherwise: not 8080, which Airflow's own web server takes.
 DEFAULT_PORT = 8765
@@ -54,6 +54,16 @@ def _positive_seconds(value: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number of seconds, got {value!r}") from None
     if not math.isfinite(number) or number <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive, finite number of seconds, got {value!r}")
+    return number
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {value!r}")
     return number
 
 
@@ -78,7 +88,21 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m airflow_provider_sestek.testing",
         description="Emulate the Sestek AI (Knovvu) external training API and its token service.",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: %(default)s)")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="interface to listen on; anything but loopback needs --allow-remote (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow a --host other machines can reach (the admin API under /_emulator/ has no authentication)",
+    )
+    parser.add_argument(
+        "--record-secrets",
+        action="store_true",
+        help="keep client secrets and tokens verbatim in recorded requests (default: redacted to markers)",
+    )
     parser.add_argument(
         "--port", type=int, default=DEFAULT_PORT, help="TCP port; 0 picks a free one (default: %(default)s)"
     )
@@ -120,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--steps-per-poll",
-        type=int,
+        type=_positive_int,
         default=1,
         metavar="N",
         help="statuses per progress call with --advance poll (default: %(default)s)",
@@ -192,7 +216,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.ready_file and not os.path.isdir(os.path.dirname(os.path.abspath(args.ready_file))):
         # Checked before the server starts: writing it later would end in a traceback, the server still up.
         parser.error(f"--ready-file {args.ready_file!r}: its folder does not exist")
+    if not args.allow_remote and not is_loopback(args.host):
+        parser.error(
+            f"--host {args.host!r} is not a loopback address; the admin API under /_emulator/ has no "
+            "authentication, so listening where other machines can reach it needs --allow-remote"
+        )
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The warning about an unauthenticated admin API on a reachable interface is shown at any --log-level.
+    emulator_log = logging.getLogger(SestekEmulator.__module__)
+    emulator_log.setLevel(min(logging.getLevelName(args.log_level), logging.WARNING))
     try:
         emulator = SestekEmulator(
             host=args.host,
@@ -210,6 +242,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             data_dir=args.data_dir,
             certfile=args.certfile,
             keyfile=args.keyfile,
+            record_secrets=args.record_secrets,
+            allow_remote=args.allow_remote,
         )
         emulator.start()
     except (ValueError, OSError) as exc:

@@ -1,9 +1,7 @@
 """
-The API's route table and the endpoints small enough to live beside it: the token service and
-training progress. Uploads are in :mod:`._api_train`, inference in :mod:`._api_inference`.
-
-The paths are spelled out here on purpose instead of imported from the provider's client: a wrong
-path in the client must fail against the emulator, not be mirrored by it.
+The API's application and the endpoints small enough to live beside it: the token service and
+training progress. Uploads are in :mod:`._api_train`, inference in :mod:`._api_inference`, the paths
+in :mod:`._endpoints`. Every handler works on the :class:`~._state.EmulatorState` it is given.
 """
 
 from __future__ import annotations
@@ -12,61 +10,51 @@ import base64
 import logging
 import urllib.parse
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
 from . import _admin, _api_inference, _api_train
-from ._faults import fault_middleware
-from ._http import RECORD, WRITTEN, new_record, render
+from ._endpoints import API_ROUTES, Endpoint
+from ._fault_delivery import fault_middleware
+from ._http import RECORD, WRITTEN, Listeners, new_record, raw_header, render
 from ._model import SCOPE_INFERENCE, SCOPE_TRAINING, RecordedRequest
+from ._state import EmulatorState
 from ._wire import ABP_INTERNAL, Reply, abp_error, json_reply, oidc_error, token_reply
 
-if TYPE_CHECKING:
-    from .emulator import SestekEmulator
-
-__all__ = ["API_PATHS", "build_app"]
+__all__ = ["build_app"]
 
 _log = logging.getLogger(__name__)
 
-_API_PREFIX = "/sestekai-api/api/external/generative-question-answering-trainings"
-#: ``(endpoint, method, path pattern)`` of every API route; a trailing slash is accepted as the API does.
-API_ROUTES: tuple[tuple[str, str, str], ...] = (
-    ("token", "POST", "/connect/token"),
-    ("train", "POST", _API_PREFIX + "/train{slash:/?}"),
-    ("progress", "GET", _API_PREFIX + "/{model_id}/progress{slash:/?}"),
-    ("inference", "POST", "/published/{segment}/v1/text/question-answering/inference{slash:/?}"),
-)
-API_PATHS = [(endpoint, path) for endpoint, _, path in API_ROUTES]
-_ARRIVAL_COUNTERS = {"token": "token_requests", "progress": "progress_polls", "inference": "inference_requests"}
+_ARRIVAL_COUNTERS = {
+    Endpoint.TOKEN: "token_requests",
+    Endpoint.PROGRESS: "progress_polls",
+    Endpoint.INFERENCE: "inference_requests",
+}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def _endpoint(request: web.Request) -> str | None:
+def _endpoint(request: web.Request) -> Endpoint | None:
     """The API endpoint a request is for; ``None`` for the admin endpoints (which are never recorded)."""
     resource = request.match_info.route.resource
     name = resource.name if resource is not None else None
     if name is None or name.startswith("admin"):
         return None
-    return name
+    return Endpoint(name)
 
 
-def _record_middleware(emu: SestekEmulator) -> Any:
+def _record_middleware(state: EmulatorState) -> Any:
     @web.middleware
     async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
         endpoint = _endpoint(request)
         if endpoint is None:
             return await handler(request)
-        record = new_record(request, endpoint)
-        if endpoint == "progress":
+        record = new_record(request, endpoint, state.redactor)
+        if endpoint is Endpoint.PROGRESS:
             record.model_id = urllib.parse.unquote(request.match_info["model_id"])
-        elif endpoint == "inference":
-            record.model_id = emu._inference_model_id(request.match_info["segment"])
-        counter = _ARRIVAL_COUNTERS.get(endpoint)
-        with emu._lock:
-            emu._requests.append(record)
-            if counter:
-                emu._counters[counter] += 1
+        elif endpoint is Endpoint.INFERENCE:
+            record.model_id = state.inference_model_id(request.match_info["segment"])
+        state.record(record, _ARRIVAL_COUNTERS.get(endpoint))
         request[RECORD] = record
         try:
             response = await handler(request)
@@ -82,8 +70,7 @@ def _record_middleware(emu: SestekEmulator) -> Any:
         finally:
             size = request.content.total_bytes
             record.body_size = size
-            with emu._lock:
-                emu._counters["bytes_received"] += size
+            state.count("bytes_received", size)
         if not request.get(WRITTEN):
             # Recorded before writing: a test may inspect the record the instant its response arrives.
             record.status = response.status
@@ -103,11 +90,11 @@ async def _other(request: web.Request) -> web.StreamResponse:
     return render(request, Reply(404))
 
 
-def _token(emu: SestekEmulator, record: RecordedRequest, request: web.Request, body: bytes) -> Reply:
+def _token(state: EmulatorState, record: RecordedRequest, request: web.Request, body: bytes) -> Reply:
     if request.content_type != "application/x-www-form-urlencoded":
         return oidc_error(400, "invalid_request", "The specified 'Content-Type' header is invalid.", "ID2082")
     form = urllib.parse.parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
-    record.form = form
+    record.form = state.redactor.form(form)
 
     def single(name: str) -> str | None:
         values = form.get(name)
@@ -125,7 +112,7 @@ def _token(emu: SestekEmulator, record: RecordedRequest, request: web.Request, b
         )
     client_id = single("client_id")
     client_secret = single("client_secret")
-    authorization = record.header("Authorization") or ""
+    authorization = raw_header(request, "Authorization")
     if authorization[:6].lower() == "basic ":
         if client_id or client_secret:
             return oidc_error(400, "invalid_request", "Multiple client credentials cannot be specified.", "ID2087")
@@ -139,22 +126,20 @@ def _token(emu: SestekEmulator, record: RecordedRequest, request: web.Request, b
         return oidc_error(400, "invalid_request", "The mandatory 'client_id' parameter is missing.", "ID2029")
     if not client_secret:
         return oidc_error(400, "invalid_request", "The mandatory 'client_secret' parameter is missing.", "ID2029")
-    scope = emu._tokens.scope_of(client_id, client_secret)
+    scope = state.tokens.scope_of(client_id, client_secret)
     if scope is None:
         return oidc_error(401, "invalid_client", "The specified client credentials are invalid.", "ID2055")
-    return token_reply(emu._tokens.issue(client_id, scope), emu._tokens.lifetime, scope)
+    return token_reply(state.tokens.issue(client_id, scope), state.tokens.lifetime, scope)
 
 
-def _progress(emu: SestekEmulator, model_id: str) -> Reply:
-    with emu._lock:
-        answer, events = emu._trainings.poll(model_id)
-    emu._outbound.fire(events)
-    if answer is None:
+def _progress(state: EmulatorState, model_id: str) -> Reply:
+    seen = state.progress(model_id)
+    if seen is None:
         return abp_error(404, f"There is no training for the model ID: {model_id}")
-    return json_reply(200, answer)
+    return json_reply(200, seen.answer())
 
 
-def _small_endpoint(emu: SestekEmulator, endpoint: str) -> Handler:
+def _small_endpoint(state: EmulatorState, endpoint: Endpoint) -> Handler:
     """Token, progress and inference: small bodies, read into memory."""
 
     async def handler(request: web.Request) -> web.StreamResponse:
@@ -163,36 +148,38 @@ def _small_endpoint(emu: SestekEmulator, endpoint: str) -> Handler:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
             return render(request, abp_error(413, "Request body too large."), final=True, close=True)
-        if endpoint == "token":
-            return render(request, _token(emu, record, request, body))
-        scope = SCOPE_TRAINING if endpoint == "progress" else SCOPE_INFERENCE
-        denied = emu._tokens.authorize(record.header("Authorization") or "", scope)
+        if endpoint is Endpoint.TOKEN:
+            return render(request, _token(state, record, request, body))
+        scope = SCOPE_TRAINING if endpoint is Endpoint.PROGRESS else SCOPE_INFERENCE
+        denied = state.tokens.authorize(raw_header(request, "Authorization"), scope)
         if denied is not None:
             return render(request, denied)
-        if endpoint == "progress":
+        if endpoint is Endpoint.PROGRESS:
             assert record.model_id is not None
-            return render(request, _progress(emu, record.model_id))
-        return render(request, await _api_inference.answer(emu, request, record, body))
+            return render(request, _progress(state, record.model_id))
+        return render(request, await _api_inference.answer(state, request, record, body))
 
     return handler
 
 
-def build_app(emu: SestekEmulator) -> web.Application:
+def build_app(state: EmulatorState, listeners: Listeners) -> web.Application:
     """
     The emulator's application: the API routes, the admin routes and a recorded 404 for anything else.
 
-    :param emu: the emulator whose state the routes serve.
+    :param state: what the routes serve.
+    :param listeners: where the server listens (the admin routes and ``redirect`` faults ask).
     """
-    app = web.Application(middlewares=[_record_middleware(emu), fault_middleware(emu)], client_max_size=16 << 20)
+    middlewares = [_record_middleware(state), fault_middleware(state, listeners)]
+    app = web.Application(middlewares=middlewares, client_max_size=16 << 20)
 
     async def train(request: web.Request) -> web.StreamResponse:
-        return await _api_train.train(emu, request)
+        return await _api_train.train(state, listeners, request)
 
-    handlers: dict[str, Handler] = {"train": train}
+    handlers: dict[Endpoint, Handler] = {Endpoint.TRAIN: train}
     for endpoint, method, path in API_ROUTES:
-        resource = app.router.add_resource(path, name=endpoint)
-        resource.add_route(method, handlers.get(endpoint) or _small_endpoint(emu, endpoint))
+        resource = app.router.add_resource(path, name=endpoint.value)
+        resource.add_route(method, handlers.get(endpoint) or _small_endpoint(state, endpoint))
         resource.add_route("*", _not_allowed(method))
-    _admin.add_routes(app, emu)
-    app.router.add_resource("/{tail:.*}", name="other").add_route("*", _other)
+    _admin.add_routes(app, state, listeners)
+    app.router.add_resource("/{tail:.*}", name=Endpoint.OTHER.value).add_route("*", _other)
     return app

@@ -8,25 +8,23 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
 from ._model import RecordedRequest
 from ._retrieval import NO_ANSWER
+from ._state import EmulatorState
 from ._wire import TEXT, UNAVAILABLE, Reply, abp_error, abp_validation, json_reply, problem
-
-if TYPE_CHECKING:
-    from .emulator import SestekEmulator
 
 __all__ = ["answer"]
 
 
-async def answer(emu: SestekEmulator, request: web.Request, record: RecordedRequest, body: bytes) -> Reply:
+async def answer(state: EmulatorState, request: web.Request, record: RecordedRequest, body: bytes) -> Reply:
     """
     Answer an inference call whose token was already checked.
 
-    :param emu: the emulator.
+    :param state: the emulator's state.
     :param request: the request.
     :param record: its record (``json`` is filled in).
     :param body: the request body.
@@ -36,11 +34,10 @@ async def answer(emu: SestekEmulator, request: web.Request, record: RecordedRequ
     not_found = abp_error(404, f"Published model {segment} not found")
     if model_id is None:
         return not_found
-    with emu._lock:
-        model, deployed, trained, events = emu._trainings.published(model_id)
-    emu._outbound.fire(events)
-    if model is None or (deployed is None and not trained):
+    published = state.published(model_id)
+    if published is None or (published.deployed is None and not published.trained):
         return not_found
+    deployed = published.deployed
     if deployed is None:
         return Reply(503, UNAVAILABLE.encode("utf-8"), TEXT)
     media_type = request.content_type
@@ -50,23 +47,23 @@ async def answer(emu: SestekEmulator, request: web.Request, record: RecordedRequ
         payload = json.loads(body)
     except (ValueError, RecursionError):  # RecursionError: nested deeper than the decoder goes (ASP.NET caps depth too)
         return abp_validation([("The request body is not valid JSON.", [])])
-    record.json = payload
+    record.json = state.redactor.json(payload)
     errors = _validate(payload)
     if errors:
         return abp_validation(errors)
     started = time.perf_counter()
-    index = deployed.index
+    answers = state.answers
+    index = answers.ready_index(model_id, deployed)
     if index is None:
         # Building it reads files and may wait for data-URL fetches: not on the loop.
-        index = await asyncio.get_running_loop().run_in_executor(None, emu._outbound.index_for, deployed)
+        index = await asyncio.get_running_loop().run_in_executor(None, answers.index, model_id, deployed)
     results = []
     for item in payload["inputs"]:
         query = item["query"]
         use_cache = bool(item.get("use_semantic_cache", False))
         key = " ".join(query.casefold().split())
         if use_cache:
-            with emu._lock:
-                cached = model.semantic_cache.get(key)
+            cached = answers.cached(model_id, deployed, key)
             if cached is not None:
                 results.append({**cached[1], "cache_hit": {"query": cached[0], "score": 1.0}})
                 continue
@@ -86,8 +83,7 @@ async def answer(emu: SestekEmulator, request: web.Request, record: RecordedRequ
             "cache_hit": None,
         }
         if use_cache:
-            with emu._lock:
-                model.semantic_cache.setdefault(key, (query, result))
+            answers.remember(model_id, deployed, key, query, result)
         results.append(result)
     return json_reply(200, {"result": results})
 

@@ -9,23 +9,21 @@ import functools
 import hashlib
 import os
 import re
-import secrets
 import shutil
-import time
 import urllib.parse
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO
 
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.multipart import content_disposition_filename, parse_content_disposition
 
-from ._faults import deliver_before
-from ._http import RECORD, render
+from ._endpoints import Endpoint
+from ._fault_delivery import deliver_before
+from ._faults import FaultKind, FaultWhen
+from ._http import RECORD, Listeners, raw_header, render
 from ._model import SCOPE_TRAINING, CallbackInfo, ReceivedFile, RecordedRequest
+from ._state import EmulatorState
 from ._wire import ABP_INVALID, Reply, abp_error, abp_validation, experiment, json_reply, problem
-
-if TYPE_CHECKING:
-    from .emulator import SestekEmulator
 
 __all__ = ["FormError", "read_form", "train"]
 
@@ -146,18 +144,19 @@ async def _read(request: web.Request, upload_dir: str) -> tuple[dict[str, list[s
         return abp_error(400, ABP_INVALID, details=f"Failed to read the request form. {exc}")
 
 
-async def train(emu: SestekEmulator, request: web.Request) -> web.StreamResponse:
+async def train(state: EmulatorState, listeners: Listeners, request: web.Request) -> web.StreamResponse:
     """
     ``POST .../train``: authorize, stream the form to disk, validate it and start the training.
 
-    :param emu: the emulator.
+    :param state: the emulator's state.
+    :param listeners: where the server listens (a ``redirect`` fault may need the foreign origin).
     :param request: the request.
     """
     record: RecordedRequest = request[RECORD]
-    denied = emu._tokens.authorize(record.header("Authorization") or "", SCOPE_TRAINING)
+    denied = state.tokens.authorize(raw_header(request, "Authorization"), SCOPE_TRAINING)
     if denied is not None:
         return render(request, denied, final=True)
-    upload_dir = str(emu.data_dir / "uploads" / f"{time.time_ns()}-{secrets.token_hex(4)}")
+    upload_dir = state.new_upload_dir()
     accepted = False
     try:
         parsed = await _read(request, upload_dir)
@@ -165,20 +164,20 @@ async def train(emu: SestekEmulator, request: web.Request) -> web.StreamResponse
             _discard(upload_dir)
             return render(request, parsed, final=True)
         fields, files = parsed
-        record.form = fields
+        record.form = state.redactor.form(fields)
         record.files = files
         model_id = fields["modelId"][0] if fields.get("modelId") else None
         record.model_id = model_id
         if model_id is not None:
-            fault = emu._take_fault("train", model_id, "before", True)
+            fault = state.take_fault(Endpoint.TRAIN, model_id, FaultWhen.BEFORE, True)
             if fault is not None:
-                if fault.kind not in ("delay", "drip"):
+                if fault.kind not in (FaultKind.DELAY, FaultKind.DRIP):
                     # Removed before answering, like any rejected upload; delay and drip go on handling.
                     _discard(upload_dir)
-                early = await deliver_before(emu, request, record, fault)
+                early = await deliver_before(state, listeners, request, record, fault)
                 if early is not None:
                     return early
-        reply = _create(emu, fields, files, upload_dir)
+        reply = _create(state, fields, files, upload_dir)
         accepted = reply.status == 200
         if not accepted:
             # Removed before answering, so a client (or test) never sees a rejected upload on disk.
@@ -212,7 +211,7 @@ def _validate(
     return errors
 
 
-def _create(emu: SestekEmulator, fields: dict[str, list[str]], files: list[ReceivedFile], upload_dir: str) -> Reply:
+def _create(state: EmulatorState, fields: dict[str, list[str]], files: list[ReceivedFile], upload_dir: str) -> Reply:
     def first(name: str) -> str | None:
         values = fields.get(name)
         return values[0] if values else None
@@ -235,15 +234,7 @@ def _create(emu: SestekEmulator, fields: dict[str, list[str]], files: list[Recei
             client_secret=first("callbackClientSecret") or None,
         )
     local_urls = [u for u in data_urls if (urllib.parse.urlsplit(u).hostname or "") in _LOOPBACK_HOSTS]
-    with emu._lock:
-        gen, events = emu._trainings.create(model_id, project_name, data_files, data_urls, callback, upload_dir)
-        if gen is not None:
-            emu._counters["trainings_created"] += 1
-            emu._upload_dirs.append(upload_dir)
-            if local_urls:
-                emu._outbound.fetch(gen, local_urls, upload_dir)
-            status_message = emu._trainings.case("Initialized")
-    emu._outbound.fire(events)
+    gen = state.create_training(model_id, project_name, data_files, data_urls, callback, upload_dir, local_urls)
     if gen is None:
         return abp_error(403, f"The training is still in progress for the same model ID: {model_id}")
     body = experiment(
@@ -251,9 +242,9 @@ def _create(emu: SestekEmulator, fields: dict[str, list[str]], files: list[Recei
         project_name=gen.project_name,
         project_id=gen.project_id,
         experiment_id=gen.experiment_id,
-        module_version_id=emu._module_version_id,
+        module_version_id=state.module_version_id,
         created_at=gen.created_at,
-        status_message=status_message,
+        status_message=state.case("Initialized"),
         datasets=len(gen.files) + len(gen.urls),
     )
     return json_reply(200, body)

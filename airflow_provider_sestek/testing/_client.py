@@ -9,7 +9,7 @@ import urllib.parse
 from collections.abc import Sequence
 from typing import Any
 
-from ._model import Fault
+from ._faults import Fault
 
 __all__ = ["EmulatorClient"]
 

@@ -1,38 +1,283 @@
 """
-Fault injection: the queue of pending :class:`~._model.Fault` objects and the aiohttp middleware that
-delivers them, down to the hostile ones (bytes dripping in, bodies cut short, redirects to a foreign
-origin, tokens no header can carry, numbers no strict JSON parser accepts).
+The fault model: what a :class:`Fault` may ask for, its validation, and the queue of pending faults.
 
-``when="before"`` faults replace the handling; ``when="after"`` ones let the request take effect and
-then distort or replace its :class:`~._wire.Reply`.
+Plain data and rules only (standard library): the facade, the admin client and the CLI build and
+check faults without the server; :mod:`._fault_delivery` (aiohttp) delivers them.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-import threading
-import time
-import urllib.parse
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any
 
-from aiohttp import web
+from ._endpoints import Endpoint
 
-from ._http import PACE, RECORD, WRITTEN, WireResponse, raw_head, render, write_raw
-from ._model import Fault, RecordedRequest
-from ._wire import JSON, Reply, json_bytes, non_finite_json, status_fault_reply, token_reply
+__all__ = [
+    "FAULT_BODIES",
+    "FAULT_ENDPOINTS",
+    "FAULT_KINDS",
+    "FAULT_NON_FINITE",
+    "FAULT_REDIRECT_STATUSES",
+    "FAULT_WHEN",
+    "Fault",
+    "FaultBody",
+    "FaultEndpoint",
+    "FaultKind",
+    "FaultQueue",
+    "FaultWhen",
+    "needs_foreign_listener",
+]
 
-if TYPE_CHECKING:
-    from .emulator import SestekEmulator
 
-__all__ = ["FaultQueue", "apply_before", "deliver_before", "fault_middleware", "pause"]
+class FaultKind(StrEnum):
+    """What a fault does (see :class:`Fault`)."""
 
-# How often a waiting fault looks at the emulator and the peer: the bound on how late it notices either.
-_POLL_SLICE = 0.05
-_SMALL_BODY_LIMIT = 16 << 20
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+    STATUS = "status"
+    DROP = "drop"
+    DELAY = "delay"
+    MALFORMED = "malformed"
+    TRUNCATED = "truncated"
+    REDIRECT = "redirect"
+    DRIP = "drip"
+    ODD_TOKEN = "odd_token"
+    NON_FINITE = "non_finite"
+    RAW = "raw"
+
+
+class FaultEndpoint(StrEnum):
+    """Which requests a fault applies to: one API endpoint, or ``any``."""
+
+    TOKEN = Endpoint.TOKEN.value
+    TRAIN = Endpoint.TRAIN.value
+    PROGRESS = Endpoint.PROGRESS.value
+    INFERENCE = Endpoint.INFERENCE.value
+    ANY = "any"
+
+    def matches(self, endpoint: str) -> bool:
+        """
+        Whether a request to ``endpoint`` is one this fault applies to.
+
+        :param endpoint: the request's endpoint.
+        """
+        return self is FaultEndpoint.ANY or self.value == endpoint
+
+
+class FaultBody(StrEnum):
+    """The body style of a ``status`` fault."""
+
+    ABP = "abp"
+    HTML = "html"
+    EMPTY = "empty"
+    OPENIDDICT = "openiddict"
+
+
+class FaultWhen(StrEnum):
+    """``before``: the fault replaces the handling; ``after``: the request takes effect first."""
+
+    BEFORE = "before"
+    AFTER = "after"
+
+
+FAULT_ENDPOINTS: tuple[str, ...] = tuple(e.value for e in FaultEndpoint)
+FAULT_KINDS: tuple[str, ...] = tuple(k.value for k in FaultKind)
+FAULT_BODIES: tuple[str, ...] = tuple(b.value for b in FaultBody)
+FAULT_WHEN: tuple[str, ...] = tuple(w.value for w in FaultWhen)
+FAULT_REDIRECT_STATUSES: tuple[int, ...] = (301, 302, 303, 307, 308)
+#: The literals a ``non_finite`` fault may write as ``percent``: what JSON parsers disagree about.
+FAULT_NON_FINITE: tuple[str, ...] = ("1e999", "Infinity", "-Infinity", "NaN")
+#: The ``status`` a fault gets when none is given, per kind (503 for every kind not listed).
+FAULT_DEFAULT_STATUS: Mapping[str, int] = MappingProxyType({FaultKind.REDIRECT: 307, FaultKind.RAW: 200})
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+def _encodable(value: object) -> bool:
+    # Every text of a fault is sent as UTF-8: a lone surrogate cannot be, and would turn into a 500.
+    if not isinstance(value, str):
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _header_safe(value: str) -> bool:
+    # The value goes into a response header verbatim: a CR or LF would forge further headers.
+    return not any(ord(char) < 32 or ord(char) == 127 for char in value)
+
+
+@dataclass
+class Fault:
+    """
+    A misbehaviour the emulator delivers to the next matching request(s).
+
+    :param endpoint: which API the fault applies to: ``token``, ``train``, ``progress``, ``inference``
+        or ``any``.
+    :param kind: ``status`` (answer with ``status`` and a ``body`` of the given style), ``drop`` (close
+        the socket without answering), ``delay`` (wait ``delay`` seconds, then answer normally),
+        ``malformed`` (200 with a body that is not JSON), ``truncated`` (200 whose ``Content-Length``
+        promises more than is sent before the connection closes), ``redirect`` (answer ``status`` with
+        a ``Location`` header: ``location``, or by default the same path and query on a second, foreign
+        listener that records what reaches it, see :attr:`SestekEmulator.foreign_requests`), ``drip``
+        (the normal response, its body sent one byte every ``delay`` seconds; with ``when="before"``
+        the request is handled normally too), ``odd_token`` (token endpoint only: a 200 token response
+        whose ``access_token`` is ``value``, which the API then accepts as a bearer token),
+        ``non_finite`` (progress endpoint only: the progress answer with ``percent`` written as the
+        JSON-invalid literal ``value``) or ``raw`` (answer ``status`` with the body ``raw_body``, sent
+        as UTF-8, and ``content_type``).
+    :param status: HTTP status of a ``status``, ``redirect`` or ``raw`` fault; ``None`` picks the kind's
+        default: 307 for ``redirect`` (which allows only 301, 302, 303, 307 and 308), 200 for ``raw``,
+        503 otherwise.
+    :param body: body style of a ``status`` fault: ``abp`` (ABP error envelope), ``html`` (a gateway
+        error page), ``empty`` or ``openiddict`` (RFC 6749 error object).
+    :param retry_after: value of a ``Retry-After`` header on a ``status``, ``redirect`` or ``raw`` fault
+        (seconds or an HTTP date).
+    :param delay: seconds a ``delay`` fault waits; seconds between two body bytes of a ``drip`` fault.
+    :param when: ``before``: the fault replaces the handling, nothing is created; ``after``: the request
+        is handled (a training is created, a poll advances the lifecycle) and the fault is delivered
+        instead of the real response.
+    :param count: how many matching requests the fault applies to; ``None`` means every one.
+    :param model_id: only requests about this model id match.
+    :param message: error message of an ``abp`` or ``openiddict`` body instead of the default one.
+    :param location: ``redirect`` only: the ``Location`` to send instead of the foreign listener's URL
+        (any text without control characters, sent verbatim).
+    :param endless: ``drip`` only: send the head without ``Content-Length`` and with
+        ``Connection: close``, then one space every ``delay`` seconds until the client disconnects or
+        the emulator stops.
+    :param value: ``odd_token``: the ``access_token`` to hand out (any string: it is JSON-escaped);
+        ``non_finite``: the literal written as ``percent``, one of ``1e999``, ``Infinity``,
+        ``-Infinity`` and ``NaN``.
+    :param raw_body: ``raw`` only: the exact response body.
+    :param content_type: ``Content-Type`` of a ``raw`` fault; an empty string sends none.
+    """
+
+    endpoint: FaultEndpoint | str = FaultEndpoint.ANY
+    kind: FaultKind | str = FaultKind.STATUS
+    status: int | None = None
+    body: FaultBody | str = FaultBody.ABP
+    retry_after: float | str | None = None
+    delay: float = 0.0
+    when: FaultWhen | str = FaultWhen.BEFORE
+    count: int | None = 1
+    model_id: str | None = None
+    message: str | None = None
+    location: str | None = None
+    endless: bool = False
+    value: str | None = None
+    raw_body: str | None = None
+    content_type: str = "application/json"
+
+    def __post_init__(self) -> None:
+        # Strings are accepted (the README and the admin JSON use them) and kept as the enums, which
+        # compare equal to them: every reader after this line deals in members only.
+        _require(self.endpoint in FAULT_ENDPOINTS, f"fault endpoint must be one of {FAULT_ENDPOINTS}")
+        self.endpoint = FaultEndpoint(self.endpoint)
+        _require(self.kind in FAULT_KINDS, f"fault kind must be one of {FAULT_KINDS}")
+        self.kind = FaultKind(self.kind)
+        if self.status is None:
+            # Resolved here, so the dict form and every reader see the status actually sent.
+            self.status = FAULT_DEFAULT_STATUS.get(self.kind, 503)
+        _require(self.body in FAULT_BODIES, f"fault body must be one of {FAULT_BODIES}")
+        self.body = FaultBody(self.body)
+        _require(self.when in FAULT_WHEN, f"fault 'when' must be one of {FAULT_WHEN}")
+        self.when = FaultWhen(self.when)
+        _require(
+            isinstance(self.status, int) and not isinstance(self.status, bool) and 200 <= self.status <= 599,
+            # A 1xx is an interim response: sent as the answer, the client waits for a final one forever.
+            "fault status must be a final HTTP status code (200-599)",
+        )
+        _require(
+            self.count is None or (isinstance(self.count, int) and self.count >= 1), "fault count must be >= 1 or None"
+        )
+        _require(
+            isinstance(self.delay, int | float) and not isinstance(self.delay, bool) and math.isfinite(self.delay),
+            "fault delay must be a finite number of seconds",
+        )
+        _require(self.delay >= 0, "fault delay must be >= 0")
+        _require(self.kind is not FaultKind.DELAY or self.delay > 0, "a 'delay' fault needs delay > 0")
+        _require(
+            self.retry_after is None or isinstance(self.retry_after, int | float | str),
+            "fault retry_after must be a number of seconds or an HTTP date",
+        )
+        _require(
+            not isinstance(self.retry_after, float) or math.isfinite(self.retry_after),
+            "fault retry_after must be a finite number of seconds",
+        )
+        _require(
+            not isinstance(self.retry_after, str) or _header_safe(self.retry_after),
+            "fault retry_after must not contain control characters",
+        )
+        self._check_new_kinds()
+
+    def _check_new_kinds(self) -> None:
+        kind = FaultKind(self.kind)
+        for name in ("message", "location", "retry_after", "value", "raw_body", "content_type"):
+            _require(_encodable(getattr(self, name)), f"fault {name} must be encodable as UTF-8")
+        _require(
+            kind is not FaultKind.REDIRECT or self.status in FAULT_REDIRECT_STATUSES,
+            f"a 'redirect' fault needs a status of {FAULT_REDIRECT_STATUSES}",
+        )
+        _require(self.location is None or kind is FaultKind.REDIRECT, "only a 'redirect' fault takes a location")
+        _require(
+            self.location is None or (isinstance(self.location, str) and bool(self.location)),
+            "fault location must be a non-empty string",
+        )
+        _require(
+            self.location is None or _header_safe(self.location), "fault location must not contain control characters"
+        )
+        _require(isinstance(self.endless, bool), "fault endless must be a boolean")
+        _require(not self.endless or kind is FaultKind.DRIP, "only a 'drip' fault can be endless")
+        _require(kind is not FaultKind.DRIP or self.delay > 0, "a 'drip' fault needs delay > 0 (seconds between bytes)")
+        _require(
+            self.value is None or kind in (FaultKind.ODD_TOKEN, FaultKind.NON_FINITE),
+            "only odd_token/non_finite take a value",
+        )
+        if kind is FaultKind.ODD_TOKEN:
+            _require(isinstance(self.value, str), "an 'odd_token' fault needs a string value (the access token)")
+            _require(self.endpoint is FaultEndpoint.TOKEN, "an 'odd_token' fault needs endpoint='token'")
+        if kind is FaultKind.NON_FINITE:
+            _require(self.value in FAULT_NON_FINITE, f"a 'non_finite' fault needs a value of {FAULT_NON_FINITE}")
+            _require(self.endpoint is FaultEndpoint.PROGRESS, "a 'non_finite' fault needs endpoint='progress'")
+        _require(self.raw_body is None or kind is FaultKind.RAW, "only a 'raw' fault takes a raw_body")
+        _require(kind is not FaultKind.RAW or isinstance(self.raw_body, str), "a 'raw' fault needs a string raw_body")
+        _require(
+            isinstance(self.content_type, str) and _header_safe(self.content_type),
+            "fault content_type must be a string without control characters",
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the fault as a JSON-compatible dict (the admin endpoint's format, enums as their strings)."""
+        return {name: value.value if isinstance(value, StrEnum) else value for name, value in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Fault:
+        """
+        Build a fault from its dict form, rejecting unknown keys so typos do not silently match everything.
+
+        :param data: the dict, e.g. parsed from ``POST /_emulator/faults``.
+        """
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        _require(not unknown, f"unknown fault field(s): {sorted(unknown)}")
+        return cls(**data)
+
+
+def needs_foreign_listener(fault: Fault) -> bool:
+    """
+    Whether ``fault`` redirects to the foreign listener (a ``redirect`` without ``location``), which is
+    then started when the fault is added, so its URL is known before the first redirect.
+
+    :param fault: the fault.
+    """
+    return fault.kind is FaultKind.REDIRECT and fault.location is None
 
 
 @dataclass(eq=False)
@@ -42,7 +287,7 @@ class _Pending:
 
 
 class FaultQueue:
-    """Faults not used up yet, matched in the order they were added. Callers hold the emulator's lock."""
+    """Faults not used up yet, matched in the order they were added. Not thread-safe: its owner locks."""
 
     def __init__(self) -> None:
         self._pending: list[_Pending] = []
@@ -63,7 +308,7 @@ class FaultQueue:
         """The pending faults, oldest first."""
         return [pending.fault for pending in self._pending]
 
-    def take(self, endpoint: str, model_id: str | None, when: str, filtered: bool | None) -> Fault | None:
+    def take(self, endpoint: str, model_id: str | None, when: FaultWhen, filtered: bool | None) -> Fault | None:
         """
         Use up the first matching fault.
 
@@ -74,7 +319,7 @@ class FaultQueue:
         """
         for index, pending in enumerate(self._pending):
             fault = pending.fault
-            if fault.when != when or fault.endpoint not in ("any", endpoint):
+            if fault.when != when or not FaultEndpoint(fault.endpoint).matches(endpoint):
                 continue
             if filtered is not None and filtered != (fault.model_id is not None):
                 continue
@@ -86,230 +331,3 @@ class FaultQueue:
                     del self._pending[index]
             return fault
         return None
-
-
-async def pause(seconds: float, stopping: threading.Event, request: web.BaseRequest | None = None) -> bool:
-    """
-    Sleep, but wake up when the emulator stops or the peer goes away.
-
-    :param seconds: how long.
-    :param stopping: the emulator's stop flag.
-    :param request: watch this request's connection too.
-    :return: whether the whole time passed.
-    """
-    deadline = time.monotonic() + seconds
-    while (remaining := deadline - time.monotonic()) > 0:
-        if stopping.is_set():
-            return False
-        transport = request.transport if request is not None else None
-        if request is not None and (transport is None or transport.is_closing()):
-            return False
-        await asyncio.sleep(min(remaining, _POLL_SLICE))
-    return not stopping.is_set()
-
-
-def _drop(request: web.BaseRequest) -> web.StreamResponse:
-    # No status is recorded: nothing was answered.
-    request[WRITTEN] = True
-    if request.transport is not None:
-        request.transport.close()
-    return web.Response()
-
-
-async def drip(request: web.BaseRequest, fault: Fault, reply: Reply, stopping: threading.Event) -> web.StreamResponse:
-    """
-    Send ``reply`` with its body one byte every ``fault.delay`` seconds (or spaces forever when endless).
-
-    :param request: the request.
-    :param fault: the ``drip`` fault.
-    :param reply: the real answer.
-    :param stopping: the emulator's stop flag; dripping ends within a poll slice of it.
-    """
-    record: RecordedRequest | None = request.get(RECORD)
-    if record is not None:
-        record.status = reply.status
-    request[WRITTEN] = True
-    transport = request.transport
-    if fault.endless:
-        # No framing at all (no length, no chunks), so only a hand-written head can say so.
-        write_raw(request, raw_head(reply.status, reply, length=None, close=True), close=False)
-        while await pause(fault.delay, stopping, request):
-            if transport is None or transport.is_closing():
-                break
-            transport.write(b" ")
-        if transport is not None:
-            transport.close()
-        return web.Response()
-    response = web.StreamResponse(status=reply.status, headers=WireResponse(reply).headers)
-    response.content_length = len(reply.body)
-    try:
-        await response.prepare(request)
-        for index in range(len(reply.body)):
-            if not await pause(fault.delay, stopping, request):
-                if transport is not None:
-                    transport.close()
-                return response
-            await response.write(reply.body[index : index + 1])
-        await response.write_eof()
-    except ConnectionError:
-        pass
-    return response
-
-
-def _retry_after(reply: Reply, fault: Fault) -> Reply:
-    if fault.retry_after is not None:
-        value = fault.retry_after
-        text = str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
-        reply.headers.append(("Retry-After", text))
-    return reply
-
-
-class _Deliverer:
-    """Delivers faults on behalf of one emulator."""
-
-    def __init__(self, emu: SestekEmulator) -> None:
-        self._emu = emu
-
-    async def before(self, request: web.Request, record: RecordedRequest, fault: Fault) -> web.StreamResponse | None:
-        """Deliver a ``when="before"`` fault; ``None`` for ``delay`` and ``drip`` (handling goes on)."""
-        record.fault = f"{fault.kind}:before"
-        if fault.kind == "delay":
-            await pause(fault.delay, self._emu._stopping)
-            return None
-        if fault.kind == "drip":
-            request[PACE] = fault
-            return None
-        if fault.kind == "drop":
-            return _drop(request)
-        if fault.kind == "odd_token":
-            # The token's scope follows the client id, so the form is read even though it is not checked.
-            try:
-                body = await request.read()
-            except web.HTTPRequestEntityTooLarge:
-                body = b""
-            record.form = urllib.parse.parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
-        return await self.deliver(request, record, fault, None)
-
-    async def deliver(
-        self, request: web.Request, record: RecordedRequest, fault: Fault, real: Reply | None
-    ) -> web.StreamResponse:
-        """Send what ``fault`` answers instead of ``real`` (``None`` for a ``when="before"`` fault)."""
-        emu = self._emu
-        fallback = real if real is not None else Reply(500)
-        if fault.kind == "drip":
-            return await drip(request, fault, fallback, emu._stopping)
-        if fault.kind == "drop":
-            return _drop(request)
-        if fault.kind == "delay":
-            await pause(fault.delay, emu._stopping)
-            return render(request, fallback)
-        if fault.kind == "malformed":
-            return render(request, Reply(200, b'{"percent": 50, "trainingStatus": ', JSON))
-        if fault.kind == "truncated":
-            body = real.body if real is not None and len(real.body) > 1 else json_bytes({"emulator": "x" * 64})
-            record.status = 200
-            head = raw_head(200, Reply(200, content_type=JSON), length=len(body), close=True)
-            return write_raw(request, head + body[: len(body) // 2])
-        if fault.kind == "redirect":
-            query = f"?{record.query}" if record.query else ""
-            location = fault.location or await emu._foreign_base() + record.path + query
-            reply = Reply(fault.status or 307, headers=[("Location", location)])
-        elif fault.kind == "raw":
-            assert fault.raw_body is not None
-            reply = Reply(fault.status or 200, fault.raw_body.encode("utf-8"), fault.content_type or None)
-        elif fault.kind == "odd_token":
-            assert fault.value is not None
-            client_id = (record.form.get("client_id") or [""])[0]
-            scope = emu._tokens.accept(client_id, fault.value)
-            reply = token_reply(fault.value, emu._tokens.lifetime, scope)
-        elif fault.kind == "non_finite":
-            assert fault.value is not None
-            reply = Reply(200, non_finite_json(self._progress_answer(record.model_id, real), fault.value), JSON)
-        else:
-            reply = status_fault_reply(fault.status or 503, fault.body, fault.message)
-        return render(request, _retry_after(reply, fault))
-
-    def _progress_answer(self, model_id: str | None, real: Reply | None) -> dict[str, Any]:
-        if real is not None and real.status == 200:
-            try:
-                parsed = json.loads(real.body)
-            except ValueError:
-                parsed = None
-            if isinstance(parsed, dict):
-                return parsed
-        # Nothing real to distort (a "before" fault, or the real answer was an error): report the
-        # model's current state without advancing it.
-        training = self._emu.trainings.get(model_id) if model_id is not None else None
-        if training is None:
-            return {"percent": 0, "trainingStatus": self._emu._trainings.case("Training"), "inferenceStatus": None}
-        return {"percent": 0, "trainingStatus": training.status, "inferenceStatus": training.inference_status}
-
-
-async def apply_before(
-    emu: SestekEmulator, request: web.Request, model_id: str | None, filtered: bool | None
-) -> web.StreamResponse | None:
-    """
-    Take and deliver a ``when="before"`` fault for this request, if one matches.
-
-    :param emu: the emulator.
-    :param request: an API request.
-    :param model_id: the model it is about.
-    :param filtered: see :meth:`FaultQueue.take`.
-    :return: the fault's response, or ``None`` when the request is to be handled (no fault, ``delay``, ``drip``).
-    """
-    record: RecordedRequest = request[RECORD]
-    fault = emu._take_fault(record.endpoint, model_id, "before", filtered)
-    if fault is None:
-        return None
-    return await deliver_before(emu, request, record, fault)
-
-
-async def deliver_before(
-    emu: SestekEmulator, request: web.Request, record: RecordedRequest, fault: Fault
-) -> web.StreamResponse | None:
-    """
-    Deliver a ``when="before"`` fault already taken from the queue.
-
-    :param emu: the emulator.
-    :param request: the request.
-    :param record: its record.
-    :param fault: the fault.
-    :return: the fault's response, or ``None`` for ``delay`` and ``drip`` (handling goes on).
-    """
-    return await _Deliverer(emu).before(request, record, fault)
-
-
-def fault_middleware(emu: SestekEmulator) -> Any:
-    """
-    The middleware that delivers faults to the API endpoints.
-
-    :param emu: the emulator whose fault queue is used.
-    """
-    deliverer = _Deliverer(emu)
-
-    @web.middleware
-    async def faults(request: web.Request, handler: Handler) -> web.StreamResponse:
-        record: RecordedRequest | None = request.get(RECORD)
-        # Unknown paths and wrong methods (the "*" routes) are answered without faults, as before.
-        if record is None or record.endpoint == "other" or request.match_info.route.method == "*":
-            return await handler(request)
-        if record.endpoint != "train":
-            early = await apply_before(emu, request, record.model_id, None)
-        else:
-            # The model id of an upload is only known once its form is read: the handler takes those.
-            early = await apply_before(emu, request, None, False)
-        if early is not None:
-            return early
-        response = await handler(request)
-        if not isinstance(response, WireResponse):
-            return response
-        fault = None if response.final else emu._take_fault(record.endpoint, record.model_id, "after", None)
-        if fault is not None:
-            record.fault = f"{fault.kind}:after"
-            return await deliverer.deliver(request, record, fault, response.reply)
-        pace: Fault | None = request.get(PACE)
-        if pace is not None:
-            return await drip(request, pace, response.reply, emu._stopping)
-        return response
-
-    return faults

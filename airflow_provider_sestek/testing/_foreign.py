@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
-import threading
 import urllib.parse
 import uuid
 from typing import Any
@@ -19,9 +18,11 @@ from typing import Any
 from aiohttp import web
 
 from ._api_train import FormError, read_form
+from ._endpoints import API_ROUTES, Endpoint
 from ._http import new_record
 from ._model import FOREIGN_TOKEN, SCOPE_TRAINING, RecordedRequest
 from ._runner import ServerThread
+from ._state import EmulatorState
 
 __all__ = ["ForeignListener"]
 
@@ -29,11 +30,14 @@ _BODY_LIMIT = 16 << 20
 
 
 class ForeignListener:
-    """Records every request and answers it with a plausible success of the endpoint it was meant for."""
+    """
+    Records every request and answers it with a plausible success of the endpoint it was meant for.
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._requests: list[RecordedRequest] = []
+    :param state: where the records go (:meth:`EmulatorState.foreign_requests`), redacted like the API's.
+    """
+
+    def __init__(self, state: EmulatorState) -> None:
+        self._state = state
         #: ``(host, port)`` while serving.
         self.address: tuple[str, int] | None = None
         self._starting: asyncio.Lock | None = None
@@ -52,9 +56,7 @@ class ForeignListener:
             self._starting = asyncio.Lock()
         async with self._starting:
             if self.address is None:
-                from ._api import API_PATHS
-
-                app = self.app(API_PATHS)
+                app = self.app()
                 # Another host, not just another port: some clients compare only host names when deciding
                 # whether a redirect stays on the same site. 127.0.0.2 is loopback on Linux but not on macOS.
                 try:
@@ -69,35 +71,19 @@ class ForeignListener:
         self.address = None
         self._starting = None
 
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        """A copy of the requests received, in arrival order."""
-        with self._lock:
-            return list(self._requests)
-
-    def clear(self) -> None:
-        """Forget the recorded requests."""
-        with self._lock:
-            self._requests.clear()
-
-    def app(self, paths: list[tuple[str, str]]) -> web.Application:
-        """
-        The listener's application.
-
-        :param paths: ``(endpoint, path pattern)`` of the real API, so requests are named as there.
-        """
+    def app(self) -> web.Application:
+        """The listener's application: the real API's paths, so requests are named as there, and any other."""
         app = web.Application(client_max_size=_BODY_LIMIT)
-        for endpoint, path in paths:
+        for endpoint, _, path in API_ROUTES:
             app.router.add_resource(path, name=f"foreign-{endpoint}").add_route("*", self._handle)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         return app
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info.route.resource.name if request.match_info.route.resource else None
-        endpoint = name.removeprefix("foreign-") if name else "other"
-        record = new_record(request, endpoint)
-        with self._lock:
-            self._requests.append(record)
+        endpoint = Endpoint(name.removeprefix("foreign-")) if name else Endpoint.OTHER
+        record = new_record(request, endpoint, self._state.redactor)
+        self._state.record_foreign(record)
         close = False
         try:
             await self._read_body(request, record)
@@ -116,21 +102,23 @@ class ForeignListener:
             response.force_close()
         return response
 
-    @staticmethod
-    async def _read_body(request: web.Request, record: RecordedRequest) -> None:
+    async def _read_body(self, request: web.Request, record: RecordedRequest) -> None:
+        redactor = self._state.redactor
         media_type = request.content_type
         if media_type == "multipart/form-data":
             # Sizes and hashes are what the record needs; the foreign origin never keeps uploads on disk.
-            record.form, record.files = await read_form(request, None)
+            form, record.files = await read_form(request, None)
+            record.form = redactor.form(form)
             return
         body = await request.read()
         if media_type == "application/x-www-form-urlencoded":
-            # Decoded verbatim: a leaked secret must show up here exactly as the client sent it.
-            record.form = urllib.parse.parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+            # Decoded verbatim (then redacted like any record): a leaked secret shows up as its marker.
+            form = urllib.parse.parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+            record.form = redactor.form(form)
         elif media_type == "application/json" or media_type.endswith("+json"):
             try:
-                record.json = json.loads(body)
-            except ValueError:
+                record.json = redactor.json(json.loads(body))
+            except (ValueError, RecursionError):
                 pass
 
     @staticmethod

@@ -8,14 +8,26 @@ from __future__ import annotations
 
 import time
 from email.utils import formatdate
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from ._model import RecordedRequest
+from ._redaction import Redactor
 from ._wire import REASONS, Reply
 
-__all__ = ["PACE", "RECORD", "WRITTEN", "WireResponse", "new_record", "raw_head", "render", "write_raw"]
+__all__ = [
+    "PACE",
+    "RECORD",
+    "WRITTEN",
+    "Listeners",
+    "WireResponse",
+    "new_record",
+    "raw_head",
+    "raw_header",
+    "render",
+    "write_raw",
+]
 
 SERVER = "SestekEmulator/1.0"
 
@@ -61,21 +73,40 @@ def header_text(value: str) -> str:
     return value.encode("utf-8", "surrogateescape").decode("latin-1")
 
 
-def new_record(request: web.BaseRequest, endpoint: str) -> RecordedRequest:
+def raw_header(request: web.BaseRequest, name: str) -> str:
     """
-    The record of an API request as it arrives (the body's fields are filled in later).
+    A request header as received (see :func:`header_text`), ``""`` when absent; what handlers check.
+
+    The record's copy may be redacted, so credentials are always read from the request itself.
+
+    :param request: the request.
+    :param name: the header name (any case).
+    """
+    # The same pick as RecordedRequest.header on an unredacted record: the last value of the first
+    # spelling of the name (duplicate headers are a hostile client's game the emulator must not lose).
+    lowered, values = name.lower(), dict(request.headers.items())
+    for key, value in values.items():
+        if key.lower() == lowered:
+            return header_text(value)
+    return ""
+
+
+def new_record(request: web.BaseRequest, endpoint: str, redactor: Redactor) -> RecordedRequest:
+    """
+    The record of an API request as it arrives (the body's fields are filled in later, redacted too).
 
     :param request: the request.
     :param endpoint: which API it is for.
+    :param redactor: what the record may keep of the credentials it carries.
     """
     peer = request.transport.get_extra_info("peername") if request.transport is not None else None
     return RecordedRequest(
         method=request.method,
         path=request.path,
         endpoint=endpoint,
-        headers={name: header_text(value) for name, value in request.headers.items()},
+        headers=redactor.headers({name: header_text(value) for name, value in request.headers.items()}),
         time=time.time(),
-        query=request.query_string,
+        query=redactor.query(request.query_string),
         client_port=int(peer[1]) if peer else 0,
     )
 
@@ -137,3 +168,17 @@ def render(request: web.BaseRequest, reply: Reply, *, final: bool = False, close
     if close:
         response.force_close()
     return response
+
+
+class Listeners(Protocol):
+    """What routes may ask of the server about where it listens (implemented by :class:`._server.Server`)."""
+
+    @property
+    def url(self) -> str:
+        """The API's base URL."""
+
+    def started_foreign_url(self) -> str | None:
+        """The foreign listener's base URL if it runs, else ``None`` (never starts it)."""
+
+    async def foreign_base(self) -> str:
+        """The foreign listener's base URL, starting it first if needed (on the server's loop)."""

@@ -2,24 +2,23 @@
 The training lifecycle: models, their generations, status sequences, publishing and the events that
 trigger callbacks.
 
-This is a plain state machine without HTTP or threads. Its owner serialises every call (the emulator
-holds one lock around each), and sends the returned :class:`Event` objects out after releasing it.
+A plain state machine: no HTTP, no threads, no clock of its own (every call that moves time is given
+``now``). Its owner serialises the calls (the emulator's state holds one lock around each), collects
+the callbacks due with :meth:`Trainings.take_events` and sends them after releasing the lock. What
+inference builds from a deployed generation (answer index, semantic cache) and the data-URL fetches
+live with those concerns, keyed by :attr:`Generation.experiment_id`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import threading
-import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from ._model import FAILED_STATUS, TRAINING_STATUSES, CallbackInfo, ReceivedFile, Training
-from ._retrieval import PassageIndex
 
-__all__ = ["Event", "Generation", "Model", "Trainings"]
+__all__ = ["Event", "Generation", "Model", "Observation", "Published", "Trainings"]
 
 _PERCENTS = {
     "initialized": 0,
@@ -84,18 +83,15 @@ class Generation:
     callback: CallbackInfo | None
     upload_dir: str | None
     project_id: str
+    #: ``now`` of the :meth:`Trainings.create` call (the owner's monotonic clock).
+    created_mono: float
     created_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
-    created_mono: float = field(default_factory=time.monotonic)
     experiment_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     step: int = 0
     publish_stage: int = 0
     completed_seen: bool = False
     polls: int = 0
     notified: bool = False
-    url_documents: dict[str, str] = field(default_factory=dict)
-    fetcher: threading.Thread | None = None
-    index: PassageIndex | None = None
-    index_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 @dataclass(eq=False)
@@ -105,7 +101,42 @@ class Model:
     model_id: str
     current: Generation
     deployed: Generation | None = None
-    semantic_cache: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """
+    What a progress call reports about a model's latest training.
+
+    :param status: the training status, in the configured case.
+    :param percent: the percentage.
+    :param inference_status: ``None`` until deployment starts, then ``Pending`` and ``Running``.
+    :param terminal: whether the training ended (``Completed`` or ``Failed``).
+    """
+
+    status: str
+    percent: int
+    inference_status: str | None
+    terminal: bool
+
+    def answer(self) -> dict[str, object]:
+        """The progress endpoint's JSON body."""
+        return {"percent": self.percent, "trainingStatus": self.status, "inferenceStatus": self.inference_status}
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """
+    What inference on a model can use.
+
+    :param model_id: the model id.
+    :param deployed: the generation inference answers from, ``None`` before the first deployment.
+    :param trained: whether the latest training completed (deployment may still be pending).
+    """
+
+    model_id: str
+    deployed: Generation | None
+    trained: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,10 +175,17 @@ class Trainings:
         self._global: tuple[str, ...] | None = None
         self._per_model: dict[str, tuple[str, ...]] = {}
         self._cache: dict[str, _Sequence] = {}
+        self._events: list[Event] = []
+
+    def take_events(self) -> list[Event]:
+        """The callbacks that became due since the last call, oldest first (the owner sends them)."""
+        events, self._events = self._events, []
+        return events
 
     def reset(self) -> None:
-        """Forget every model and override; keep the configuration."""
+        """Forget every model, override and pending event; keep the configuration."""
         self.models.clear()
+        self._events.clear()
         self.fail_models = set(self._initial_fail_models)
         self._global = None
         self._per_model.clear()
@@ -206,12 +244,12 @@ class Trainings:
         self._cache[model_id] = sequence
         return sequence
 
-    def sync(self, model: Model, now: float) -> list[Event]:
+    def sync(self, model: Model, now: float) -> None:
         """
         Bring the current generation up to date with the clock (time mode) and the sequence.
 
         :param model: the model.
-        :param now: ``time.monotonic()``.
+        :param now: the owner's monotonic clock.
         """
         gen = model.current
         sequence = self._sequence(model.model_id)
@@ -219,33 +257,32 @@ class Trainings:
             target = int((now - gen.created_mono) / self.seconds_per_step)
             gen.step = max(gen.step, min(target, sequence.last))
         gen.step = min(gen.step, sequence.last)
-        return self._failure_events(model, sequence)
+        self._note_failure(model, sequence)
 
-    def tick(self, now: float) -> list[Event]:
+    def tick(self, now: float) -> None:
         """
         Advance the models a failure callback is still due for (time mode needs a clock nobody polls).
 
-        :param now: ``time.monotonic()``.
+        :param now: the owner's monotonic clock.
         """
-        events: list[Event] = []
         for model in self.models.values():
             if model.current.callback is not None and not model.current.notified:
-                events.extend(self.sync(model, now))
-        return events
+                self.sync(model, now)
 
-    def _failure_events(self, model: Model, sequence: _Sequence) -> list[Event]:
+    def _note_failure(self, model: Model, sequence: _Sequence) -> None:
         gen = model.current
         if gen.step != sequence.last or sequence.outcome != "failed" or gen.notified:
-            return []
+            return
         gen.notified = True
-        if gen.callback is None:
-            return []
-        status = self.case(sequence.statuses[gen.step]) or ""
-        return [Event(model.model_id, "TrainFailed", status, None, sequence.percents[gen.step], gen.callback)]
+        if gen.callback is not None:
+            status = self.case(sequence.statuses[gen.step]) or ""
+            self._events.append(
+                Event(model.model_id, "TrainFailed", status, None, sequence.percents[gen.step], gen.callback)
+            )
 
-    def observe(self, model: Model) -> tuple[str, int, str | None, bool]:
+    def observe(self, model: Model) -> Observation:
         """
-        What a progress call reports now: status, percent, inference status, whether terminal.
+        What a progress call reports now, without moving anything.
 
         :param model: the model.
         """
@@ -256,18 +293,19 @@ class Trainings:
         if at_end and sequence.outcome == "completed":
             inference = _INFERENCE_STAGES[gen.publish_stage]
         status = self.case(sequence.statuses[gen.step]) or ""
-        return status, sequence.percents[gen.step], self.case(inference), at_end
+        return Observation(status, sequence.percents[gen.step], self.case(inference), at_end)
 
-    def poll(self, model_id: str) -> tuple[dict[str, Any] | None, list[Event]]:
+    def poll(self, model_id: str, now: float) -> Observation | None:
         """
         Answer a progress call and move the training on; ``None`` for an unknown model.
 
         :param model_id: the model id.
+        :param now: the owner's monotonic clock.
         """
         model = self.models.get(model_id)
         if model is None:
-            return None, []
-        events = self.sync(model, time.monotonic())
+            return None
+        self.sync(model, now)
         gen = model.current
         gen.polls += 1
         sequence = self._sequence(model.model_id)
@@ -282,23 +320,21 @@ class Trainings:
             elif gen.publish_stage < len(_INFERENCE_STAGES) - 1:
                 gen.publish_stage += 1
                 if gen.publish_stage == len(_INFERENCE_STAGES) - 1:
-                    events.extend(self._deploy(model))
-        status, percent, inference, _ = self.observe(model)
-        answer = {"percent": percent, "trainingStatus": status, "inferenceStatus": inference}
+                    self._deploy(model)
+        answer = self.observe(model)
         if not finished and self.advance == "poll" and gen.step < sequence.last:
             gen.step = min(gen.step + self.steps_per_poll, sequence.last)
-            events.extend(self._failure_events(model, sequence))
-        return answer, events
+            self._note_failure(model, sequence)
+        return answer
 
-    def _deploy(self, model: Model) -> list[Event]:
+    def _deploy(self, model: Model) -> None:
         gen = model.current
         model.deployed = gen
-        model.semantic_cache.clear()
         if gen.notified or gen.callback is None:
-            return []
+            return
         gen.notified = True
         completed, running = self.case("Completed") or "", self.case("Running")
-        return [Event(model.model_id, "TrainSuccess", completed, running, 100, gen.callback)]
+        self._events.append(Event(model.model_id, "TrainSuccess", completed, running, 100, gen.callback))
 
     def create(
         self,
@@ -308,7 +344,8 @@ class Trainings:
         urls: Sequence[str],
         callback: CallbackInfo | None,
         upload_dir: str,
-    ) -> tuple[Generation | None, list[Event]]:
+        now: float,
+    ) -> Generation | None:
         """
         Start a training; ``None`` when the model's previous training has not ended yet.
 
@@ -318,13 +355,13 @@ class Trainings:
         :param urls: the ``dataUrls``.
         :param callback: the callback fields.
         :param upload_dir: where the files are.
+        :param now: the owner's monotonic clock.
         """
         model = self.models.get(model_id)
-        events: list[Event] = []
         if model is not None:
-            events = self.sync(model, time.monotonic())
-            if not self.observe(model)[3]:
-                return None, events
+            self.sync(model, now)
+            if not self.observe(model).terminal:
+                return None
         gen = Generation(
             number=0 if model is None else model.current.number + 1,
             project_name=project_name,
@@ -333,44 +370,45 @@ class Trainings:
             callback=callback,
             upload_dir=upload_dir,
             project_id=str(uuid.uuid4()) if model is None else model.current.project_id,
+            created_mono=now,
         )
         if model is None:
             self.models[model_id] = Model(model_id, gen)
         else:
             model.current = gen
-        return gen, events
+        return gen
 
-    def published(self, model_id: str) -> tuple[Model | None, Generation | None, bool, list[Event]]:
+    def published(self, model_id: str, now: float) -> Published | None:
         """
-        What inference on ``model_id`` can use: the model, its deployed generation, whether it is trained.
+        What inference on ``model_id`` can use; ``None`` for a model never trained.
 
         :param model_id: the model id.
+        :param now: the owner's monotonic clock.
         """
         model = self.models.get(model_id)
         if model is None:
-            return None, None, False, []
-        events = self.sync(model, time.monotonic())
-        status, _, _, terminal = self.observe(model)
-        return model, model.deployed, terminal and status.lower() == "completed", events
+            return None
+        self.sync(model, now)
+        seen = self.observe(model)
+        return Published(model_id, model.deployed, seen.terminal and seen.status.lower() == "completed")
 
-    def snapshots(self, now: float) -> tuple[dict[str, Training], list[Event]]:
+    def snapshots(self, now: float) -> dict[str, Training]:
         """
         A :class:`Training` per model id, brought up to date first.
 
-        :param now: ``time.monotonic()``.
+        :param now: the owner's monotonic clock.
         """
-        events: list[Event] = []
         snapshots = {}
         for model in self.models.values():
-            events.extend(self.sync(model, now))
+            self.sync(model, now)
             gen = model.current
-            status, percent, inference, _ = self.observe(model)
+            seen = self.observe(model)
             snapshots[model.model_id] = Training(
                 model_id=model.model_id,
                 project_name=gen.project_name,
-                status=status,
-                percent=percent,
-                inference_status=inference,
+                status=seen.status,
+                percent=seen.percent,
+                inference_status=seen.inference_status,
                 generation=gen.number,
                 files=gen.files,
                 urls=gen.urls,
@@ -382,4 +420,4 @@ class Trainings:
                 deployed_generation=None if model.deployed is None else model.deployed.number,
                 polls=gen.polls,
             )
-        return snapshots, events
+        return snapshots

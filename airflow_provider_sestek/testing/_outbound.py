@@ -1,6 +1,6 @@
 """
 Calls the emulator makes itself: training callbacks (with their own token request) and the fetches of
-loopback ``dataUrls``, plus building the answer index from what was uploaded or fetched.
+loopback ``dataUrls`` (their documents are what :mod:`._answers` indexes besides the uploads).
 
 They use the standard library's ``urllib`` on daemon threads, never the event loop that serves the
 API: a slow or dead receiver must not stall the emulator, and these calls stay independent of the
@@ -17,11 +17,11 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ._lifecycle import Event, Generation
+from ._lifecycle import Event
 from ._model import CallbackAttempt, CallbackInfo
-from ._retrieval import PassageIndex
 from ._wire import json_bytes
 
 if TYPE_CHECKING:
@@ -35,8 +35,6 @@ _TOKEN_PATH = "/connect/token"
 _URL_FETCH_LIMIT = 64 << 20
 _URL_FETCH_TIMEOUT = 2.0
 _CALLBACK_TIMEOUT = 5.0
-_INDEX_FILE_LIMIT = 4 << 20
-_INDEX_MODEL_LIMIT = 8 << 20
 
 
 @functools.cache
@@ -48,21 +46,29 @@ def _opener() -> urllib.request.OpenerDirector:
     return urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
+@dataclass(eq=False)
+class _Fetch:
+    """The data-URL fetches of one generation: the thread, and url -> file of what arrived."""
+
+    urls: int
+    thread: threading.Thread | None = None
+    documents: dict[str, str] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
 class Outbound:
     """
     Sends callbacks and fetches data URLs on threads of their own.
 
-    :param lock: the emulator's lock, held while generations are updated.
     :param stopping: set when the emulator stops; pending fetches give up.
     :param on_attempt: told about every finished callback attempt and whether it succeeded.
     """
 
-    def __init__(
-        self, lock: threading.Lock, stopping: threading.Event, on_attempt: Callable[[CallbackAttempt, bool], None]
-    ) -> None:
-        self._lock = lock
+    def __init__(self, stopping: threading.Event, on_attempt: Callable[[CallbackAttempt, bool], None]) -> None:
         self._stopping = stopping
         self._on_attempt = on_attempt
+        self._lock = threading.Lock()
+        self._fetches: dict[str, _Fetch] = {}
 
     def fire(self, events: list[Event]) -> None:
         """
@@ -135,20 +141,23 @@ class Outbound:
             raise ValueError("callback token response has no access_token")
         return token
 
-    def fetch(self, gen: Generation, urls: list[str], directory: str) -> None:
+    def fetch(self, key: str, urls: list[str], directory: str) -> None:
         """
-        Start fetching ``urls`` into ``directory`` for ``gen``'s answer index.
+        Start fetching ``urls`` into ``directory`` for one generation's answer index.
 
-        :param gen: the generation the documents belong to.
+        :param key: the generation's ``experiment_id``.
         :param urls: loopback data URLs (the emulator is offline: nothing else is fetched).
         :param directory: the generation's upload directory.
         """
-        gen.fetcher = threading.Thread(
-            target=self._fetch, args=(gen, urls, directory), name="sestek-emulator-fetch", daemon=True
+        fetch = _Fetch(len(urls))
+        fetch.thread = threading.Thread(
+            target=self._fetch, args=(fetch, urls, directory), name="sestek-emulator-fetch", daemon=True
         )
-        gen.fetcher.start()
+        with self._lock:
+            self._fetches[key] = fetch
+        fetch.thread.start()
 
-    def _fetch(self, gen: Generation, urls: list[str], directory: str) -> None:
+    def _fetch(self, fetch: _Fetch, urls: list[str], directory: str) -> None:
         for index, url in enumerate(urls):
             if self._stopping.is_set():
                 return
@@ -166,35 +175,25 @@ class Outbound:
             except Exception as exc:  # an unreachable data URL is the client's problem, not the server's
                 _log.debug("fetching data URL %s failed: %s", url, exc)
                 continue
-            with self._lock:
-                gen.url_documents[url] = path
+            with fetch.lock:
+                fetch.documents[url] = path
 
-    def index_for(self, gen: Generation) -> PassageIndex:
+    def documents(self, key: str) -> list[tuple[str, str]]:
         """
-        The answer index of ``gen``, built on first use (blocking: file reads and the URL fetches).
+        ``(url, file)`` of every data URL fetched for a generation, once its fetches ended (blocking).
 
-        :param gen: the deployed generation.
+        :param key: the generation's ``experiment_id``.
         """
-        if gen.index is not None:
-            return gen.index
-        with gen.index_lock:
-            if gen.index is None:
-                if gen.fetcher is not None:
-                    gen.fetcher.join(timeout=len(gen.urls) * (_URL_FETCH_TIMEOUT + 1))
-                with self._lock:
-                    sources = [(f.filename or f.field, f.path) for f in gen.files]
-                    sources.extend(gen.url_documents.items())
-                documents: list[tuple[str, str]] = []
-                budget = _INDEX_MODEL_LIMIT
-                for source, path in sources:
-                    if budget <= 0:
-                        break
-                    try:
-                        with open(path, "rb") as handle:
-                            raw = handle.read(min(_INDEX_FILE_LIMIT, budget))
-                    except OSError:
-                        continue
-                    budget -= len(raw)
-                    documents.append((source, raw.decode("utf-8-sig", "replace")))
-                gen.index = PassageIndex.from_documents(documents)
-            return gen.index
+        with self._lock:
+            fetch = self._fetches.get(key)
+        if fetch is None:
+            return []
+        if fetch.thread is not None:
+            fetch.thread.join(timeout=fetch.urls * (_URL_FETCH_TIMEOUT + 1))
+        with fetch.lock:
+            return list(fetch.documents.items())
+
+    def forget(self) -> None:
+        """Drop every generation's fetch record (reset); a fetch still running finishes unseen."""
+        with self._lock:
+            self._fetches.clear()

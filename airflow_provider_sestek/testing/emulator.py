@@ -6,31 +6,30 @@ be exercised offline, and it can misbehave on request (:class:`Fault`) the way a
 It deliberately shares no code or constants with the provider's client: a wrong path or field name
 in the client must fail against the emulator, not be mirrored by it.
 
-The server is aiohttp.web on an event loop of its own thread (:mod:`._runner`); aiohttp is imported
-only when an emulator starts, so importing this module (the pytest plugin does, in every pytest run)
-stays cheap. The parts, by concern: :mod:`._lifecycle` (training state machine), :mod:`._wire`
-(response formats), :mod:`._api` and its ``_api_*`` siblings (routes), :mod:`._faults` and
-:mod:`._foreign` (fault injection), :mod:`._outbound` (callbacks, data URLs), :mod:`._admin`.
-Airflow is never imported.
+The facade holds two things: an :class:`~._state.EmulatorState` (everything the emulator remembers,
+behind one lock) and, while running, a :class:`~._server.Server` (aiohttp.web on an event loop of its
+own thread). aiohttp is imported only when an emulator starts, so importing this module (the pytest
+plugin does, in every pytest run) stays cheap. The parts, by concern: :mod:`._lifecycle` (the pure
+training state machine), :mod:`._faults` (the fault model and queue), :mod:`._redaction` (what records
+keep of secrets), :mod:`._wire` (response formats), :mod:`._api` and its ``_api_*`` siblings (routes),
+:mod:`._fault_delivery` and :mod:`._foreign` (fault injection), :mod:`._outbound` (callbacks, data
+URLs), :mod:`._answers` (what inference answers from), :mod:`._admin`. Airflow is never imported.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import math
 import os
-import shutil
 import ssl
 import tempfile
-import threading
-import time
-import uuid
-from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from ._lifecycle import Trainings
+from ._faults import Fault, needs_foreign_listener
 from ._model import (
     DEFAULT_CLIENTS,
     DEFAULT_INFERENCE_CLIENTS,
@@ -40,31 +39,56 @@ from ._model import (
     SCOPE_INFERENCE,
     SCOPE_TRAINING,
     CallbackAttempt,
-    Fault,
     RecordedRequest,
     Training,
-    zero_counters,
 )
-from ._outbound import Outbound
+from ._state import EmulatorState, TrainingConfig
 from ._tokens import Tokens
 
 if TYPE_CHECKING:
-    from aiohttp import web
+    from ._server import Server
 
-    from ._faults import FaultQueue
-    from ._foreign import ForeignListener
-    from ._runner import ServerThread
-
-__all__ = ["SestekEmulator"]
+__all__ = ["REMOTE_BIND_WARNING", "SestekEmulator", "is_loopback"]
 
 _log = logging.getLogger(__name__)
+
+#: What binding to another interface than loopback prints (the CLI) and logs (in code).
+REMOTE_BIND_WARNING = (
+    "the Sestek emulator listens on {host}, reachable from other machines: its admin API under "
+    "/_emulator/ has no authentication (anyone who can reach the port can read the recorded requests, "
+    "add faults and reset it)"
+)
+
+
+def is_loopback(host: str) -> bool:
+    """
+    Whether ``host`` names a loopback interface only (``127.0.0.0/8``, ``::1``, ``localhost``).
+
+    :param host: the interface to bind, as given.
+    """
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name (or "", every interface): it may resolve to anything
+
+
+def _positive(name: str, value: object, *, integer: bool = False) -> None:
+    # nan passes "<= 0" checks and inf never ends: both are typos, refused here as in the CLI.
+    if integer:
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ValueError(f"{name} must be a positive whole number, got {value!r}")
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive, finite number, got {value!r}")
 
 
 class SestekEmulator:
     """
     A fake Sestek AI server: token service, training, progress and published-model inference.
 
-    :param host: interface to listen on.
+    :param host: interface to listen on; anything but loopback needs ``allow_remote=True``.
     :param port: TCP port; 0 picks a free one (see :attr:`url`).
     :param tenant: the tenant name inference paths must start with (``/published/{tenant}-{modelId}``).
     :param clients: training clients (id -> secret), issued ``SestekAI_External`` tokens.
@@ -83,6 +107,12 @@ class SestekEmulator:
     :param keyfile: PEM private key, when not inside ``certfile``.
     :param max_recorded_requests: how many requests :attr:`requests` keeps (oldest dropped first);
         ``None`` keeps all, which a long benchmark may not want.
+    :param record_secrets: keep credentials (client secrets, tokens, the callback secret) verbatim in
+        :attr:`requests`, :attr:`foreign_requests`, :attr:`trainings` and the admin API; by default they
+        are replaced by markers (see :meth:`redacted`).
+    :param allow_remote: allow a ``host`` other than loopback; the emulator then logs a warning that
+        its admin API is unauthenticated.
+    :raises ValueError: a value out of range (nothing is bound then).
     """
 
     def __init__(
@@ -103,19 +133,27 @@ class SestekEmulator:
         certfile: str | os.PathLike[str] | None = None,
         keyfile: str | os.PathLike[str] | None = None,
         max_recorded_requests: int | None = 100_000,
+        record_secrets: bool = False,
+        allow_remote: bool = False,
     ) -> None:
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
             raise ValueError("port must be an integer from 0 to 65535")
+        if not isinstance(host, str):
+            raise ValueError(f"host must be a string, got {host!r}")
+        if not allow_remote and not is_loopback(host):
+            raise ValueError(
+                f"host {host!r} is not a loopback address: the emulator's admin API has no authentication, "
+                "so binding elsewhere needs allow_remote=True (--allow-remote on the command line)"
+            )
         if advance not in ("poll", "time"):
             raise ValueError("advance must be 'poll' or 'time'")
         if status_case not in ("title", "lower"):
             raise ValueError("status_case must be 'title' or 'lower'")
-        if steps_per_poll < 1:
-            raise ValueError("steps_per_poll must be >= 1")
-        if seconds_per_step <= 0:
-            raise ValueError("seconds_per_step must be > 0")
-        if token_lifetime <= 0:
-            raise ValueError("token_lifetime must be > 0")
+        _positive("steps_per_poll", steps_per_poll, integer=True)
+        _positive("seconds_per_step", seconds_per_step)
+        _positive("token_lifetime", token_lifetime)
+        if max_recorded_requests is not None:
+            _positive("max_recorded_requests", max_recorded_requests, integer=True)
         if not tenant:
             raise ValueError("tenant must not be empty")
         if keyfile is not None and certfile is None:
@@ -127,32 +165,17 @@ class SestekEmulator:
             raise ValueError(f"client ids registered as both training and inference clients: {sorted(overlap)}")
         self._host = host
         self._requested_port = port
-        self._tenant = tenant
-        self._tokens = Tokens(training_clients, inference, float(token_lifetime), token_prefix)
         self._user_data_dir = None if data_dir is None else Path(data_dir)
         self._certfile = None if certfile is None else str(certfile)
         self._keyfile = None if keyfile is None else str(keyfile)
-        self._module_version_id = str(uuid.uuid4())
-
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._server: ServerThread | None = None
-        self._api_runner: web.AppRunner | None = None
-        self._ssl_context: ssl.SSLContext | None = None
-        self._ticker: threading.Thread | None = None
+        tokens = Tokens(training_clients, inference, float(token_lifetime), token_prefix)
+        training = TrainingConfig(advance, steps_per_poll, float(seconds_per_step), status_case, tuple(fail_models))
+        self._state = EmulatorState(tenant, tokens, training, max_recorded_requests, bool(record_secrets))
+        self._server: Server | None = None
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
         self._data_dir: Path | None = None
         self._port = 0
-
-        self._trainings = Trainings(advance, steps_per_poll, float(seconds_per_step), status_case, fail_models)
-        self._fault_queue: FaultQueue | None = None
-        self._requests: deque[RecordedRequest] = deque(maxlen=max_recorded_requests)
-        self._callback_attempts: list[CallbackAttempt] = []
-        self._counters = zero_counters()
         self._with_depth = 0
-        self._upload_dirs: list[str] = []
-        self._outbound = Outbound(self._lock, self._stopping, self._on_callback)
-        self._foreign: ForeignListener | None = None
 
     # ------------------------------------------------------------------ lifecycle of the server
 
@@ -160,35 +183,29 @@ class SestekEmulator:
         """Bind the port and serve from an event loop on a daemon thread; returns ``self``."""
         if self._server is not None:
             raise RuntimeError("the emulator is already running")
-        # aiohttp is imported here, not at module level: see the module docstring.
-        from ._api import build_app
-        from ._runner import ServerThread
+        # The server modules import aiohttp: imported here, not at module level (see the module docstring).
+        from ._server import Server
 
         context: ssl.SSLContext | None = None
         if self._certfile is not None:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(self._certfile, self._keyfile)
+        if not is_loopback(self._host):
+            _log.warning(REMOTE_BIND_WARNING.format(host=self._host))
         if self._user_data_dir is None:
             self._tempdir = tempfile.TemporaryDirectory(prefix="sestek-emulator-", ignore_cleanup_errors=True)
             self._data_dir = Path(self._tempdir.name)
         else:
             self._data_dir = self._user_data_dir
         (self._data_dir / "uploads").mkdir(parents=True, exist_ok=True)
-        self._stopping.clear()
-        self._ssl_context = context
-        self._faults_queue()
-        server = ServerThread("sestek-emulator")
-        server.start()
+        server = Server(self._state, self._host, self._requested_port, context)
+        self._state.attach(self._data_dir)  # before serving: the first request may already upload
         try:
-            app = build_app(self)
-            runner, _, port = server.call(lambda: server.serve(app, self._host, self._requested_port, context))
+            server.start()
         except BaseException:
-            server.stop()
+            self._state.detach()
             raise
-        self._server, self._api_runner, self._port = server, runner, port
-        if self._trainings.advance == "time":
-            self._ticker = threading.Thread(target=self._tick_loop, name="sestek-emulator-clock", daemon=True)
-            self._ticker.start()
+        self._server, self._port = server, server.port
         _log.debug("Sestek emulator listening on %s", self.url)
         return self
 
@@ -197,13 +214,10 @@ class SestekEmulator:
         server = self._server
         if server is None:
             return
-        self._stopping.set()
+        self._state.stopping.set()  # first: waits inside handlers end, so closing does not wait on them
         server.stop()
-        if self._ticker is not None:
-            self._ticker.join(timeout=1)
-        self._server = self._api_runner = self._ticker = None
-        if self._foreign is not None:
-            self._foreign.stopped()
+        self._state.detach()
+        self._server = None
         if self._tempdir is not None:
             self._tempdir.cleanup()
             self._tempdir = None
@@ -227,29 +241,12 @@ class SestekEmulator:
         """Whether the emulator is serving."""
         return self._server is not None
 
-    def _tick_loop(self) -> None:
-        # Time mode needs a clock even when nobody polls: a failed training must still call back.
-        interval = min(0.1, self._trainings.seconds_per_step / 2)
-        while not self._stopping.wait(interval):
-            with self._lock:
-                events = self._trainings.tick(time.monotonic())
-            self._outbound.fire(events)
-
-    # ------------------------------------------------------------------ the foreign listener
-
-    def _foreign_listener(self) -> ForeignListener:
-        if self._foreign is None:
-            from ._foreign import ForeignListener
-
-            self._foreign = ForeignListener()
-        return self._foreign
-
-    async def _foreign_base(self) -> str:
-        """The foreign listener's base URL, starting it first if needed; runs on the server's loop."""
+    def _running_server(self) -> Server:
         if self._server is None:
             raise RuntimeError("the emulator is not running")
-        host, port = await self._foreign_listener().start(self._server, self._host, self._ssl_context)
-        return self._base_url(host, port)
+        return self._server
+
+    # ------------------------------------------------------------------ the foreign listener
 
     @property
     def foreign_url(self) -> str:
@@ -258,21 +255,12 @@ class SestekEmulator:
 
         It is started on first use (this property, or adding a ``redirect`` fault without ``location``).
         """
-        server = self._server
-        if server is None:
-            raise RuntimeError("the emulator is not running")
-        address = self._foreign_listener().address
-        if address is not None:
-            return self._base_url(*address)
-        if server.in_loop():
-            # Starting it means waiting on the loop this code runs on: await _foreign_base() there instead.
-            raise RuntimeError("foreign_url cannot start the foreign listener from the emulator's own loop")
-        return server.call(self._foreign_base)
+        return self._running_server().foreign_url()
 
     @property
     def foreign_requests(self) -> list[RecordedRequest]:
         """Requests that reached the foreign listener (a client followed a redirect), oldest first."""
-        return self._foreign_listener().requests
+        return self._state.foreign_requests()
 
     # ------------------------------------------------------------------ configuration and inspection
 
@@ -284,19 +272,7 @@ class SestekEmulator:
     @property
     def url(self) -> str:
         """Base URL of the API, e.g. ``http://127.0.0.1:54321`` (no trailing slash)."""
-        if self._server is None:
-            raise RuntimeError("the emulator is not running")
-        return self._base_url(self._host, self._port)
-
-    def _base_url(self, host: str, port: int) -> str:
-        if host in ("", "0.0.0.0"):
-            host = "127.0.0.1"
-        elif host == "::":
-            host = "::1"
-        if ":" in host:
-            host = f"[{host}]"
-        scheme = "https" if self._certfile else "http"
-        return f"{scheme}://{host}:{port}"
+        return self._running_server().url
 
     @property
     def identity_url(self) -> str:
@@ -306,7 +282,7 @@ class SestekEmulator:
     @property
     def tenant(self) -> str:
         """The tenant name."""
-        return self._tenant
+        return self._state.tenant
 
     @property
     def data_dir(self) -> Path:
@@ -318,54 +294,62 @@ class SestekEmulator:
     @property
     def train_client(self) -> tuple[str, str]:
         """``(client_id, client_secret)`` of the first training client."""
-        if not self._tokens.clients:
+        clients = self._state.tokens.clients
+        if not clients:
             raise LookupError("no training client registered")
-        return next(iter(self._tokens.clients.items()))
+        return next(iter(clients.items()))
 
     @property
     def inference_client(self) -> tuple[str, str]:
         """``(client_id, client_secret)`` of the first inference client."""
-        if not self._tokens.inference_clients:
+        clients = self._state.tokens.inference_clients
+        if not clients:
             raise LookupError("no inference client registered")
-        return next(iter(self._tokens.inference_clients.items()))
+        return next(iter(clients.items()))
 
     @property
     def requests(self) -> list[RecordedRequest]:
-        """A copy of the recorded API requests, in arrival order."""
-        with self._lock:
-            return list(self._requests)
+        """A copy of the recorded API requests, in arrival order (credentials redacted, see :meth:`redacted`)."""
+        return self._state.requests()
+
+    def redacted(self, secret: str) -> str:
+        """
+        The marker recorded requests show instead of ``secret`` (``secret`` itself with ``record_secrets=True``).
+
+        Lets a test check which credential arrived without the credential being recorded, e.g.
+        ``record.form["callbackClientSecret"] == [emu.redacted("cb-secret")]``. The marker is a keyed hash
+        private to this emulator: it tells nothing about the secret to anyone reading a log.
+
+        :param secret: the value as the client sent it (an ``Authorization`` header's credential part,
+            without the scheme).
+        """
+        redactor = self._state.redactor
+        return secret if redactor.keep else redactor.marker(secret)
 
     @property
     def open_connections(self) -> int:
         """TCP connections open right now: a client that closes its pool when done brings this to 0."""
-        server, runner = self._server, self._api_runner
-        return server.open_connections(runner) if server is not None and runner is not None else 0
+        return 0 if self._server is None else self._server.open_connections
 
     @property
     def counters(self) -> dict[str, int]:
         """A copy of the counters (token_requests, trainings_created, bytes_received, ...)."""
-        with self._lock:
-            return dict(self._counters)
+        return self._state.counters()
 
     @property
     def callback_attempts(self) -> list[CallbackAttempt]:
         """Callbacks the emulator tried to deliver, oldest first."""
-        with self._lock:
-            return list(self._callback_attempts)
+        return self._state.callback_attempts()
 
     @property
     def faults(self) -> list[Fault]:
         """Faults not used up yet."""
-        with self._lock:
-            return self._faults_queue().faults()
+        return self._state.faults()
 
     @property
     def trainings(self) -> dict[str, Training]:
-        """Snapshot of the latest training of every model id."""
-        with self._lock:
-            snapshots, events = self._trainings.snapshots(time.monotonic())
-        self._outbound.fire(events)
-        return snapshots
+        """Snapshot of the latest training of every model id (a callback secret as its marker)."""
+        return self._state.trainings()
 
     def add_fault(self, fault: Fault) -> None:
         """
@@ -373,27 +357,14 @@ class SestekEmulator:
 
         :param fault: what to do and to which requests.
         """
-        if fault.kind == "redirect" and fault.location is None and self._server is not None:
+        if needs_foreign_listener(fault) and self._server is not None:
             # Started now, so the URL is known before the first redirect and the redirect is not slower.
-            _ = self.foreign_url
-        self._queue_fault(fault)
-
-    def _queue_fault(self, fault: Fault) -> None:
-        with self._lock:
-            self._faults_queue().add(fault)
-
-    def _faults_queue(self) -> FaultQueue:
-        if self._fault_queue is None:
-            # Imported late: the fault module is part of the server (aiohttp), see the module docstring.
-            from ._faults import FaultQueue
-
-            self._fault_queue = FaultQueue()
-        return self._fault_queue
+            self._server.foreign_url()
+        self._state.add_fault(fault)
 
     def clear_faults(self) -> None:
         """Forget every pending fault."""
-        with self._lock:
-            self._faults_queue().clear()
+        self._state.clear_faults()
 
     def set_lifecycle(self, model_id: str | None = None, statuses: Sequence[str] | None = None) -> None:
         """
@@ -405,13 +376,7 @@ class SestekEmulator:
         :param model_id: the model to override, or ``None`` for every model without its own sequence.
         :param statuses: the sequence, or ``None`` to remove the override.
         """
-        sequence = None
-        if statuses is not None:
-            sequence = tuple(statuses)
-            if not sequence or not all(isinstance(s, str) and s for s in sequence):
-                raise ValueError("statuses must be a non-empty list of non-empty strings")
-        with self._lock:
-            self._trainings.set_lifecycle(model_id, sequence)
+        self._state.set_lifecycle(model_id, statuses)
 
     def fail_model(self, model_id: str, fail: bool = True) -> None:
         """
@@ -420,21 +385,11 @@ class SestekEmulator:
         :param model_id: the model id.
         :param fail: ``False`` removes it from the failing set.
         """
-        with self._lock:
-            self._trainings.fail_model(model_id, fail)
+        self._state.fail_model(model_id, fail)
 
     def reset(self) -> None:
         """Forget trainings, faults, recorded requests, callbacks and counters; keep clients and config."""
-        with self._lock:
-            upload_dirs, self._upload_dirs = self._upload_dirs, []
-            self._trainings.reset()
-            self._faults_queue().clear()
-            self._requests.clear()
-            self._callback_attempts.clear()
-            self._counters = zero_counters()
-        self._foreign_listener().clear()
-        for directory in upload_dirs:
-            shutil.rmtree(directory, ignore_errors=True)
+        self._state.reset()
 
     def issue_token(self, inference: bool = False) -> str:
         """
@@ -444,28 +399,11 @@ class SestekEmulator:
             ``SestekAI_External`` one for the first training client.
         """
         client_id = self.inference_client[0] if inference else self.train_client[0]
-        return self._tokens.issue(client_id, SCOPE_INFERENCE if inference else SCOPE_TRAINING)
+        return self._state.tokens.issue(client_id, SCOPE_INFERENCE if inference else SCOPE_TRAINING)
 
     def state(self) -> dict[str, Any]:
         """Everything the admin ``GET /_emulator/state`` reports, as a dict."""
-        from ._admin import state
-
-        return state(self)
-
-    # ------------------------------------------------------------------ shared with the routes
-
-    def _on_callback(self, attempt: CallbackAttempt, succeeded: bool) -> None:
-        with self._lock:
-            self._callback_attempts.append(attempt)
-            self._counters["callbacks_sent" if succeeded else "callbacks_failed"] += 1
-
-    def _take_fault(self, endpoint: str, model_id: str | None, when: str, filtered: bool | None) -> Fault | None:
-        with self._lock:
-            return self._faults_queue().take(endpoint, model_id, when, filtered)
-
-    def _inference_model_id(self, segment: str) -> str | None:
-        # Tenants may contain hyphens themselves, so the split is by the known tenant, not the first "-".
-        prefix = self._tenant + "-"
-        if segment.startswith(prefix) and len(segment) > len(prefix):
-            return segment[len(prefix) :]
-        return None
+        server = self._server
+        if server is None:
+            return self._state.describe(None, None)
+        return self._state.describe(server.url, server.started_foreign_url())

@@ -339,7 +339,7 @@ def test_submit_multipart_exact(sestek_conn: SestekEmulator, data_files: list[Pa
         "callbackAddress": ["https://cb.example.com/hook"],
         "callbackIdentityAddress": ["https://id.example.com"],
         "callbackClientId": ["cb-client"],
-        "callbackClientSecret": ["cb-secret"],
+        "callbackClientSecret": [sestek_conn.redacted("cb-secret")],
     }
     received = [(f.field, f.filename, f.content_type, f.size, f.sha256) for f in train.files]
     expected = [

@@ -83,7 +83,7 @@ def test_token_issued_with_scope_per_client_kind(sestek_emulator: SestekEmulator
     assert emu.counters["token_requests"] == 2
     recorded = emu.requests[0]
     assert recorded.endpoint == "token"
-    assert recorded.form["client_secret"] == [emu.train_client[1]]
+    assert recorded.form["client_secret"] == [emu.redacted(emu.train_client[1])]
 
 
 @pytest.mark.parametrize(
@@ -268,7 +268,7 @@ def test_train_records_files_urls_and_callback_fields(sestek_emulator: SestekEmu
         "callbackAddress": ["http://127.0.0.1:9/hook"],
         "callbackIdentityAddress": ["http://127.0.0.1:9"],
         "callbackClientId": ["cb-client"],
-        "callbackClientSecret": ["cb-secret"],
+        "callbackClientSecret": [emu.redacted("cb-secret")],
     }
     assert [(f.field, f.filename, f.content_type, f.size, f.sha256) for f in recorded.files] == [
         ("dataFiles", "first.bin", "text/plain", len(first), sha256(first)),
@@ -276,7 +276,7 @@ def test_train_records_files_urls_and_callback_fields(sestek_emulator: SestekEmu
     ]
     with open(recorded.files[0].path, "rb") as handle:
         assert handle.read() == first
-    assert recorded.header("authorization") == f"Bearer {token}"
+    assert recorded.header("authorization") == f"Bearer {emu.redacted(token)}"
     assert recorded.body_size == int(recorded.headers["Content-Length"])
     assert emu.counters["bytes_received"] >= recorded.body_size
 
@@ -284,7 +284,7 @@ def test_train_records_files_urls_and_callback_fields(sestek_emulator: SestekEmu
     assert snapshot.project_name == "Customer FAQ"
     assert snapshot.generation == 0
     assert snapshot.urls == ("https://example.invalid/a.txt", "http://example.invalid/b.pdf")
-    assert snapshot.callback is not None and snapshot.callback.client_secret == "cb-secret"
+    assert snapshot.callback is not None and snapshot.callback.client_secret == emu.redacted("cb-secret")
     assert snapshot.status == "Initialized" and snapshot.inference_status is None
 
 

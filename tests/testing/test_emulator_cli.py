@@ -266,3 +266,87 @@ def test_cli_refuses_a_ready_file_in_a_missing_folder(tmp_path: Path) -> None:
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     assert "--ready-file" in result.stderr and "no-such-folder" in result.stderr
+
+
+# --- safe defaults: loopback only unless asked, and numbers that make sense ---
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "", "::", "10.1.2.3", "ci-runner.example"])
+def test_cli_refuses_a_reachable_host_without_allow_remote(host: str) -> None:
+    result = _run("--host", host, "--port", "0")
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "--allow-remote" in result.stderr and "no authentication" in result.stderr
+    assert "listening" not in result.stdout
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "10.1.2.3", "ci-runner.example"])
+def test_constructor_refuses_a_reachable_host_without_allow_remote(host: str) -> None:
+    with pytest.raises(ValueError, match="allow_remote=True"):
+        SestekEmulator(host=host)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "localhost", "LOCALHOST", "::1", "[::1]"])
+def test_loopback_hosts_need_no_flag(host: str) -> None:
+    SestekEmulator(host=host)  # constructed: nothing is bound until start()
+
+
+def test_cli_on_every_interface_warns_that_the_admin_api_is_open() -> None:
+    # --log-level ERROR hides every other log line: this warning is shown all the same.
+    cli = _Cli("--host", "0.0.0.0", "--allow-remote", "--port", "0", "--log-level", "ERROR", "--quiet", lines=1)
+    try:
+        assert cli.url.startswith("http://127.0.0.1:")  # a wildcard bind is reached on loopback
+    finally:
+        assert cli.stop() == 0
+    _, err = cli.proc.communicate(timeout=10)
+    assert "WARNING" in err and "0.0.0.0" in err
+    assert "/_emulator/ has no authentication" in err
+
+
+def test_code_on_every_interface_logs_that_the_admin_api_is_open(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="airflow_provider_sestek.testing.emulator"):
+        with SestekEmulator(host="0.0.0.0", allow_remote=True) as emu:
+            assert emu.url.startswith("http://127.0.0.1:")
+    [warning] = [r for r in caplog.records if "no authentication" in r.getMessage()]
+    assert warning.levelname == "WARNING" and "0.0.0.0" in warning.getMessage()
+
+
+def test_loopback_logs_no_warning(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING"), SestekEmulator():
+        pass
+    assert [r for r in caplog.records if "no authentication" in r.getMessage()] == []
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("token_lifetime", float("nan")),
+        ("token_lifetime", float("inf")),
+        ("token_lifetime", 0),
+        ("token_lifetime", -5),
+        ("token_lifetime", "60"),
+        ("seconds_per_step", float("nan")),
+        ("seconds_per_step", float("-inf")),
+        ("seconds_per_step", 0.0),
+        ("steps_per_poll", 0),
+        ("steps_per_poll", 1.5),
+        ("steps_per_poll", True),
+        ("max_recorded_requests", 0),
+        ("max_recorded_requests", -1),
+        ("max_recorded_requests", 10.0),
+    ],
+)
+def test_constructor_refuses_non_finite_or_non_positive_numbers(name: str, value: object) -> None:
+    with pytest.raises(ValueError, match=name) as refused:
+        SestekEmulator(**{name: value})  # type: ignore[arg-type]
+    assert repr(value) in str(refused.value)  # the message names the value given
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "1.5", "nan"])
+def test_cli_refuses_steps_per_poll_that_is_not_a_positive_whole_number(
+    value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["--steps-per-poll", value])
+    assert exit_info.value.code == 2
+    assert "--steps-per-poll" in capsys.readouterr().err

@@ -117,7 +117,7 @@ def test_bad_fault_through_the_admin_endpoint_is_a_400(sestek_emulator: SestekEm
 # ---------------------------------------------------------------- redirect
 
 
-def test_redirect_before_lands_on_the_foreign_listener_which_records_secrets(
+def test_redirect_before_lands_on_the_foreign_listener_which_records_the_leak(
     sestek_emulator: SestekEmulator, http: requests.Session
 ) -> None:
     emu = sestek_emulator
@@ -138,8 +138,9 @@ def test_redirect_before_lands_on_the_foreign_listener_which_records_secrets(
     assert followed.status_code == 200 and followed.json()["access_token"] == FOREIGN_TOKEN
     [leak] = emu.foreign_requests
     assert (leak.method, leak.path, leak.endpoint, leak.status) == ("POST", TOKEN, "token", 200)
-    assert leak.form["client_secret"] == ["train-secret"] and leak.body_size > 0
-    assert emu.state()["foreign_requests"][0]["form"]["client_secret"] == ["train-secret"]
+    marker = emu.redacted("train-secret")  # the leaked secret, recorded as its marker
+    assert leak.form["client_secret"] == [marker] and leak.body_size > 0
+    assert emu.state()["foreign_requests"][0]["form"]["client_secret"] == [marker]
     assert emu.counters["token_requests"] == 2  # the foreign listener counts nothing of the real API's
 
     emu.reset()
@@ -161,7 +162,7 @@ def test_redirect_after_takes_effect_and_records_the_bearer_token_sent_along(
     leaked = http.get(redirected.headers["Location"], headers=bearer(token))
     assert leaked.json() == {"percent": 100, "trainingStatus": "Completed", "inferenceStatus": "Running"}
     [leak] = emu.foreign_requests
-    assert leak.header("Authorization") == f"Bearer {token}" and leak.endpoint == "progress"
+    assert leak.header("Authorization") == f"Bearer {emu.redacted(token)}" and leak.endpoint == "progress"
 
 
 def test_redirect_location_override_needs_no_foreign_listener(
@@ -191,7 +192,7 @@ def test_foreign_listener_answers_success_for_every_endpoint(
     assert asked.status_code == 200 and len(asked.json()["result"]) == 1
     assert http.get(base + "/anything").json() == {}
     train_record, inference_record, other = emu.foreign_requests
-    assert train_record.form["callbackClientSecret"] == ["cb-secret"]
+    assert train_record.form["callbackClientSecret"] == [emu.redacted("cb-secret")]
     assert [(f.filename, f.size) for f in train_record.files] == [("faq.txt", 9)]
     assert inference_record.json == {"inputs": [{"query": "q"}]} and inference_record.endpoint == "inference"
     assert other.endpoint == "other"
@@ -303,6 +304,7 @@ def test_odd_token_is_handed_out_verbatim(sestek_emulator: SestekEmulator, http:
     assert emu.requests[-1].fault == "odd_token:before"
 
 
+@pytest.mark.sestek_emulator(record_secrets=True)  # the recorded header is compared byte for byte
 def test_odd_token_is_accepted_by_the_api(sestek_emulator: SestekEmulator, http: requests.Session) -> None:
     emu = sestek_emulator
     assert train(http, emu, emu.issue_token(), "m1").status_code == 200
