@@ -94,6 +94,14 @@ def test_bad_base_url(bad: str | None) -> None:
         api.normalize_base_url(bad)
 
 
+@pytest.mark.parametrize("port", ["99999", "65536", "-1", "x"])
+def test_a_base_url_with_an_impossible_port_is_named_as_such(port: str) -> None:
+    # The generic "is not an http(s) URL with a host name" sent users looking at the scheme and host.
+    with pytest.raises(SestekConfigError, match="must have a port from 1 to 65535") as refused:
+        api.normalize_base_url(f"https://ai.example.com:{port}/base")
+    assert "host" in str(refused.value)  # the field is named
+
+
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [

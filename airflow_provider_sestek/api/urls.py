@@ -37,6 +37,8 @@ def normalize_base_url(url: str | None, field_name: str = "host") -> str:
         url = "https://" + url
     shown = repr(redact_url(url))
     parts = _split(url)
+    if parts is None and _bad_port(url):
+        raise SestekConfigError(field_name, f"{shown} must have a port from 1 to 65535")
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
         raise SestekConfigError(field_name, f"{shown} is not an http(s) URL with a host name")
     if any(char.isspace() or ord(char) < 32 or ord(char) == 127 for char in url):
@@ -59,6 +61,19 @@ def normalize_base_url(url: str | None, field_name: str = "host") -> str:
     if any(unquote(segment) in (".", "..") for segment in parts.path.split("/")):
         raise SestekConfigError(field_name, f"{shown} must not have '.' or '..' path segments")
     return url.rstrip("/")
+
+
+def _bad_port(url: str) -> bool:
+    """Whether ``urlsplit`` reads ``url`` but not its port (``:99999``, ``:-1``, ``:x``)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False  # not a URL at all (an unclosed IPv6 bracket): the generic message fits
+    try:
+        parts.port  # noqa: B018 - parsed lazily; a bad one raises here
+    except ValueError:
+        return True
+    return False
 
 
 def _split(url: str) -> SplitResult | None:
