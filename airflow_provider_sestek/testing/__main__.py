@@ -42,7 +42,8 @@ DEFAULT_PORT = 8765
 def _client_pair(value: str) -> tuple[str, str]:
     client_id, sep, secret = value.partition(":")
     if not sep or not client_id or not secret:
-        raise argparse.ArgumentTypeError(f"expected ID:SECRET, got {value!r}")
+        # The value is not quoted: a mistyped separator (ID=SECRET) would print the secret.
+        raise argparse.ArgumentTypeError("expected ID:SECRET (a non-empty id, a colon, a non-empty secret)")
     return client_id, secret
 
 
@@ -169,6 +170,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ID",
         help="model id whose trainings fail at the Training step, repeatable",
     )
+    parser.add_argument(
+        "--max-recorded-requests",
+        type=_positive_int,
+        default=100_000,
+        metavar="N",
+        help="how many API requests the admin API keeps, oldest dropped first (default: %(default)s)",
+    )
     parser.add_argument("--data-dir", default=None, help="keep uploads here instead of a temporary directory")
     parser.add_argument("--certfile", default=None, help="PEM certificate: serve HTTPS")
     parser.add_argument("--keyfile", default=None, help="PEM private key for --certfile")
@@ -199,9 +207,13 @@ def _write_ready_file(path: str, url: str) -> None:
     # Written atomically so a waiting process never reads a half-written URL.
     directory = os.path.dirname(os.path.abspath(path))
     fd, temp = tempfile.mkstemp(prefix=".sestek-ready-", dir=directory)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(url + "\n")
-    os.replace(temp, path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(url + "\n")
+        os.replace(temp, path)
+    except BaseException:
+        os.unlink(temp)  # no stray temporary file beside the one asked for
+        raise
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -216,6 +228,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.ready_file and not os.path.isdir(os.path.dirname(os.path.abspath(args.ready_file))):
         # Checked before the server starts: writing it later would end in a traceback, the server still up.
         parser.error(f"--ready-file {args.ready_file!r}: its folder does not exist")
+    if args.ready_file and os.path.isdir(args.ready_file):
+        parser.error(f"--ready-file {args.ready_file!r} is a folder; name the file to write")
     if not args.allow_remote and not is_loopback(args.host):
         parser.error(
             f"--host {args.host!r} is not a loopback address; the admin API under /_emulator/ has no "
@@ -242,6 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             data_dir=args.data_dir,
             certfile=args.certfile,
             keyfile=args.keyfile,
+            max_recorded_requests=args.max_recorded_requests,
             record_secrets=args.record_secrets,
             allow_remote=args.allow_remote,
         )

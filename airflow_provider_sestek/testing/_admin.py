@@ -13,6 +13,7 @@ from aiohttp import web
 
 from ._faults import Fault, needs_foreign_listener
 from ._http import Listeners
+from ._redaction import for_admin
 from ._state import EmulatorState
 
 __all__ = ["add_routes"]
@@ -97,7 +98,9 @@ _ROUTES: tuple[tuple[str, str, _Action], ...] = (
 
 
 def _json(status: int, value: Any) -> web.Response:
-    return web.json_response(value, status=status, dumps=lambda v: json.dumps(v, ensure_ascii=False))
+    # Markers lose their keyed part here: whoever reaches this unauthenticated API can also put a guess
+    # into a recorded request, and comparing the two markers would confirm the guess.
+    return web.json_response(value, status=status, dumps=lambda v: for_admin(json.dumps(v, ensure_ascii=False)))
 
 
 def add_routes(app: web.Application, state: EmulatorState, listeners: Listeners) -> None:
@@ -115,7 +118,7 @@ def add_routes(app: web.Application, state: EmulatorState, listeners: Listeners)
                 body = await request.read()
                 payload: Any = json.loads(body) if body.strip() else {}
                 return _json(200, await action(state, listeners, request, payload))
-            except (ValueError, TypeError, web.HTTPRequestEntityTooLarge) as exc:
+            except (ValueError, TypeError, ArithmeticError, RecursionError, web.HTTPRequestEntityTooLarge) as exc:
                 return _json(400, {"error": str(exc)})
 
         return handler

@@ -141,7 +141,8 @@ class _Deliverer:
                 body = await request.read()
             except web.HTTPRequestEntityTooLarge:
                 body = b""
-            record.form = urllib.parse.parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+            form = urllib.parse.parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+            record.form = self.state.redactor.form(form)  # client_id is kept: the scope is read from it
         return await self.deliver(request, record, fault, None)
 
     async def deliver(

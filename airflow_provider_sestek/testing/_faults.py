@@ -109,6 +109,21 @@ def _encodable(value: object) -> bool:
     return True
 
 
+def _is_number(value: object, whole: bool = False) -> bool:
+    # bool is an int to Python, never a count or a number of seconds to a user.
+    kinds: type | tuple[type, ...] = int if whole else (int, float)
+    return isinstance(value, kinds) and not isinstance(value, bool)
+
+
+def _finite(value: object) -> bool:
+    if not _is_number(value):
+        return False
+    try:
+        return math.isfinite(value)  # type: ignore[arg-type]
+    except OverflowError:  # an int beyond any float: 10**400 seconds is not a delay
+        return False
+
+
 def _header_safe(value: str) -> bool:
     # The value goes into a response header verbatim: a CR or LF would forge further headers.
     return not any(ord(char) < 32 or ord(char) == 127 for char in value)
@@ -195,22 +210,24 @@ class Fault:
             "fault status must be a final HTTP status code (200-599)",
         )
         _require(
-            self.count is None or (isinstance(self.count, int) and self.count >= 1), "fault count must be >= 1 or None"
+            self.count is None or (_is_number(self.count, whole=True) and self.count >= 1),
+            "fault count must be a whole number >= 1 or None",
         )
-        _require(
-            isinstance(self.delay, int | float) and not isinstance(self.delay, bool) and math.isfinite(self.delay),
-            "fault delay must be a finite number of seconds",
-        )
+        _require(_finite(self.delay), "fault delay must be a finite number of seconds")
         _require(self.delay >= 0, "fault delay must be >= 0")
         _require(self.kind is not FaultKind.DELAY or self.delay > 0, "a 'delay' fault needs delay > 0")
         _require(
-            self.retry_after is None or isinstance(self.retry_after, int | float | str),
-            "fault retry_after must be a number of seconds or an HTTP date",
+            self.retry_after is None or isinstance(self.retry_after, str) or _finite(self.retry_after),
+            "fault retry_after must be a finite number of seconds or a text (an HTTP date)",
         )
         _require(
-            not isinstance(self.retry_after, float) or math.isfinite(self.retry_after),
-            "fault retry_after must be a finite number of seconds",
+            not _is_number(self.retry_after) or self.retry_after >= 0,  # type: ignore[operator]
+            "fault retry_after must be >= 0 seconds (any text, e.g. '-1', can still be sent as a string)",
         )
+        _require(self.retry_after != "", "fault retry_after must not be empty")
+        for name in ("model_id", "message"):
+            value = getattr(self, name)
+            _require(value is None or isinstance(value, str), f"fault {name} must be a string")
         _require(
             not isinstance(self.retry_after, str) or _header_safe(self.retry_after),
             "fault retry_after must not contain control characters",

@@ -254,8 +254,9 @@ class Trainings:
         gen = model.current
         sequence = self._sequence(model.model_id)
         if self.advance == "time":
-            target = int((now - gen.created_mono) / self.seconds_per_step)
-            gen.step = max(gen.step, min(target, sequence.last))
+            # Compared as floats first: a tiny step makes the quotient too large for int() (inf).
+            target = int(min((now - gen.created_mono) / self.seconds_per_step, sequence.last))
+            gen.step = max(gen.step, target)
         gen.step = min(gen.step, sequence.last)
         self._note_failure(model, sequence)
 

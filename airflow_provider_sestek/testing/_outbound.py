@@ -46,6 +46,10 @@ def _opener() -> urllib.request.OpenerDirector:
     return urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
+class _TokenRefused(Exception):
+    """The identity service refused the callback's token request."""
+
+
 @dataclass(eq=False)
 class _Fetch:
     """The data-URL fetches of one generation: the thread, and url -> file of what arrived."""
@@ -62,11 +66,18 @@ class Outbound:
 
     :param stopping: set when the emulator stops; pending fetches give up.
     :param on_attempt: told about every finished callback attempt and whether it succeeded.
+    :param redact_url: how a URL is shown in the log (credentials in it replaced).
     """
 
-    def __init__(self, stopping: threading.Event, on_attempt: Callable[[CallbackAttempt, bool], None]) -> None:
+    def __init__(
+        self,
+        stopping: threading.Event,
+        on_attempt: Callable[[CallbackAttempt, bool], None],
+        redact_url: Callable[[str], str],
+    ) -> None:
         self._stopping = stopping
         self._on_attempt = on_attempt
+        self._redact_url = redact_url
         self._lock = threading.Lock()
         self._fetches: dict[str, _Fetch] = {}
 
@@ -89,7 +100,11 @@ class Outbound:
         token: str | None = None
         try:
             if info.identity_address and info.client_id:
-                token = self._token(info)
+                try:
+                    token = self._token(info)
+                except urllib.error.HTTPError as exc:
+                    # The callback itself was never sent: its status stays unknown.
+                    raise _TokenRefused(f"callback token request answered HTTP {exc.code}") from None
             payload = {
                 "modelId": event.model_id,
                 "event": event.event,
@@ -107,6 +122,8 @@ class Outbound:
         except urllib.error.HTTPError as exc:
             status = exc.code
             error = f"callback answered HTTP {exc.code}"
+        except _TokenRefused as exc:
+            error = str(exc)
         except Exception as exc:  # a broken receiver must never take the emulator down
             error = f"{type(exc).__name__}: {exc}"
         succeeded = error is None and status is not None and 200 <= status < 300
@@ -173,7 +190,7 @@ class Outbound:
                         out.write(chunk)
                         remaining -= len(chunk)
             except Exception as exc:  # an unreachable data URL is the client's problem, not the server's
-                _log.debug("fetching data URL %s failed: %s", url, exc)
+                _log.debug("fetching data URL %s failed: %s", self._redact_url(url), type(exc).__name__)
                 continue
             with fetch.lock:
                 fetch.documents[url] = path

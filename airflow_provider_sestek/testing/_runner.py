@@ -22,6 +22,29 @@ __all__ = ["ServerThread"]
 _log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
+
+class _NoRequestBytes(logging.Filter):
+    """
+    Keeps a request's bytes out of the server's log records.
+
+    aiohttp logs a request it cannot parse with the parser's exception, whose text quotes the offending
+    bytes: an ``Authorization`` header, a form with ``client_secret``. The record keeps its message and
+    the exception's type; the text and the traceback go (the client got them in its 400 already).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None:
+            record.msg = f"{record.getMessage()}: {type(exc).__name__} (not shown: the request may carry credentials)"
+            record.args = None
+            record.exc_info = record.exc_text = None
+        return True
+
+
+#: What aiohttp's request handlers log to instead of ``aiohttp.server``.
+_SERVER_LOG = logging.getLogger("airflow_provider_sestek.testing.server")
+_SERVER_LOG.addFilter(_NoRequestBytes())
+
 # Idle keep-alive connections are reaped, so thousands of one-shot clients cannot pile up.
 _KEEPALIVE_TIMEOUT = 120.0
 # How long stop() lets handlers still running finish before they are cancelled and their connections closed.
@@ -105,6 +128,7 @@ class ServerThread:
             shutdown_timeout=_SHUTDOWN_TIMEOUT,
             keepalive_timeout=_KEEPALIVE_TIMEOUT,
             read_bufsize=_READ_BUFSIZE,
+            logger=_SERVER_LOG,
         )
         await runner.setup()
         site = web.TCPSite(runner, host, port, ssl_context=ssl_context, backlog=1024, reuse_address=True)

@@ -93,7 +93,7 @@ class EmulatorState:
         self._counters = zero_counters()
         self._upload_dirs: list[str] = []
         self._data_dir: Path | None = None
-        self._outbound = Outbound(self.stopping, self._on_callback)
+        self._outbound = Outbound(self.stopping, self._on_callback, self.redactor.url)
         self.answers = Answers(self._outbound.documents)
         self._clock: threading.Thread | None = None
 
@@ -120,7 +120,8 @@ class EmulatorState:
 
     def _run_clock(self) -> None:
         # Time mode needs a clock even when nobody polls: a failed training must still call back.
-        interval = min(0.1, self._trainings.seconds_per_step / 2)
+        # At most 10 ticks a second and at least 1000: a step of 1e-9 s must not spin a core.
+        interval = max(0.001, min(0.1, self._trainings.seconds_per_step / 2))
         while not self.stopping.wait(interval):
             with self._lock:
                 self._trainings.tick(time.monotonic())
@@ -187,6 +188,7 @@ class EmulatorState:
             return list(self._callback_attempts)
 
     def _on_callback(self, attempt: CallbackAttempt, succeeded: bool) -> None:
+        attempt = dataclasses.replace(attempt, address=self.redactor.url(attempt.address))
         with self._lock:
             self._callback_attempts.append(attempt)
             self._counters["callbacks_sent" if succeeded else "callbacks_failed"] += 1
@@ -317,11 +319,18 @@ class EmulatorState:
         return {model_id: self._redacted(training) for model_id, training in snapshots.items()}
 
     def _redacted(self, training: Training) -> Training:
+        redact = self.redactor
+        urls = tuple(redact.url(url) for url in training.urls)
         callback = training.callback
-        if callback is None or callback.client_secret is None:
-            return training
-        secret = self.redactor.marker(callback.client_secret)
-        return dataclasses.replace(training, callback=dataclasses.replace(callback, client_secret=secret))
+        if callback is not None:
+            secret = None if callback.client_secret is None else redact.marker(callback.client_secret)
+            callback = dataclasses.replace(
+                callback,
+                address=redact.url(callback.address),
+                identity_address=None if callback.identity_address is None else redact.url(callback.identity_address),
+                client_secret=secret,
+            )
+        return dataclasses.replace(training, urls=urls, callback=callback)
 
     def set_lifecycle(self, model_id: str | None, statuses: Sequence[str] | None) -> None:
         """

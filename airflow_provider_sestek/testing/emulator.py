@@ -23,6 +23,7 @@ import logging
 import math
 import os
 import ssl
+import sys
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -66,21 +67,35 @@ def is_loopback(host: str) -> bool:
 
     :param host: the interface to bind, as given.
     """
-    if host.lower() in ("localhost", "localhost."):
+    host = _bind_host(host)
+    if host.lower() == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False  # a host name (or "", every interface): it may resolve to anything
+
+
+def _bind_host(host: str) -> str:
+    """How ``host`` is spelled for binding: ``[::1]`` as ``::1``, ``localhost.`` as ``localhost``."""
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if host.lower() == "localhost.":
+        host = host[:-1]
+    return host
 
 
 def _positive(name: str, value: object, *, integer: bool = False) -> None:
     # nan passes "<= 0" checks and inf never ends: both are typos, refused here as in the CLI.
     if integer:
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise ValueError(f"{name} must be a positive whole number, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= sys.maxsize:
+            raise ValueError(f"{name} must be a positive whole number up to {sys.maxsize}, got {value!r}")
         return
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+    try:
+        finite = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    except OverflowError:  # an int beyond any float
+        finite = False
+    if not finite or value <= 0:  # type: ignore[operator]  # a number when finite
         raise ValueError(f"{name} must be a positive, finite number, got {value!r}")
 
 
@@ -140,6 +155,7 @@ class SestekEmulator:
             raise ValueError("port must be an integer from 0 to 65535")
         if not isinstance(host, str):
             raise ValueError(f"host must be a string, got {host!r}")
+        host = _bind_host(host)
         if not allow_remote and not is_loopback(host):
             raise ValueError(
                 f"host {host!r} is not a loopback address: the emulator's admin API has no authentication, "

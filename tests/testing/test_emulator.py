@@ -905,6 +905,29 @@ def test_unreachable_callback_is_recorded_not_fatal(http: requests.Session) -> N
         assert http.post(emu.identity_url + TOKEN, data={}).status_code == 400
 
 
+def test_a_refused_callback_token_is_not_reported_as_the_callbacks_answer(http: requests.Session) -> None:
+    # The identity service's 401 was recorded as "callback answered HTTP 401", though the callback was never sent.
+    with SestekEmulator(advance="time", seconds_per_step=0.02, fail_models=["m"]) as emu:
+        token = get_token(http, emu)
+        train(
+            http,
+            emu,
+            token,
+            "m",
+            callbackAddress=emu.url + "/hook",
+            callbackIdentityAddress=emu.identity_url,
+            callbackClientId="train-client",
+            callbackClientSecret="not-the-secret",
+        )
+        deadline = time.monotonic() + 3
+        while not emu.callback_attempts and time.monotonic() < deadline:
+            time.sleep(0.02)
+        (attempt,) = emu.callback_attempts
+        assert attempt.status is None and attempt.error == "callback token request answered HTTP 401"
+        assert not attempt.authenticated
+        assert [r.path for r in emu.requests if r.path == "/hook"] == []  # the callback itself never went out
+
+
 # ---------------------------------------------------------------- server behaviour
 
 

@@ -350,3 +350,68 @@ def test_cli_refuses_steps_per_poll_that_is_not_a_positive_whole_number(
         build_parser().parse_args(["--steps-per-poll", value])
     assert exit_info.value.code == 2
     assert "--steps-per-poll" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("token_lifetime", 10**400), ("seconds_per_step", 10**400), ("max_recorded_requests", 2**63)],
+)
+def test_constructor_refuses_numbers_too_large_for_the_machine_with_a_value_error(name: str, value: int) -> None:
+    # These raised OverflowError (from math.isfinite and deque) instead of naming the argument.
+    with pytest.raises(ValueError, match=name):
+        SestekEmulator(**{name: value})  # type: ignore[arg-type]
+
+
+def test_a_tiny_step_in_time_mode_reaches_the_end_instead_of_a_500() -> None:
+    import requests
+
+    with SestekEmulator(advance="time", seconds_per_step=1e-320) as emu:
+        token = emu.issue_token()
+        path = "/sestekai-api/api/external/generative-question-answering-trainings/"
+        trained = requests.post(
+            emu.url + path + "train",
+            headers={"Authorization": f"Bearer {token}"},
+            data={"modelId": "m", "projectName": "p"},
+            files={"dataFiles": ("faq.txt", b"Q: a\nA: b")},
+            timeout=10,
+        )
+        assert trained.status_code == 200
+        answer = requests.get(emu.url + path + "m/progress", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        assert answer.status_code == 200 and answer.json()["trainingStatus"] == "Completed"
+
+
+def _can_bind(host: str) -> bool:
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+            sock.bind((host, 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(("host", "bound"), [("[::1]", "::1"), ("localhost.", "localhost")])
+def test_bracketed_ipv6_and_a_trailing_dot_are_bound_as_the_loopback_they_name(host: str, bound: str) -> None:
+    # Both passed the loopback check, then start() raised socket.gaierror instead of binding.
+    if not _can_bind(bound):
+        pytest.skip(f"this machine cannot bind {bound} at all")
+    with SestekEmulator(host=host) as emulator:
+        assert emulator.url.startswith(("http://[::1]:", "http://localhost:"))
+
+
+def test_cli_does_not_echo_a_mistyped_client_secret() -> None:
+    result = _run("--client", "train-client=Sup3rS3cret")
+    assert result.returncode == 2 and "--client" in result.stderr
+    assert "Sup3rS3cret" not in result.stderr
+
+
+def test_cli_refuses_a_ready_file_that_is_a_folder_before_starting(tmp_path: Path) -> None:
+    result = _run("--ready-file", str(tmp_path), "--port", "0")
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and "is a folder" in result.stderr
+    assert list(tmp_path.iterdir()) == []  # no stray temporary file left beside it
+
+
+def test_cli_max_recorded_requests_is_passed_to_the_emulator() -> None:
+    assert build_parser().parse_args(["--max-recorded-requests", "7"]).max_recorded_requests == 7
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--max-recorded-requests", "0"])

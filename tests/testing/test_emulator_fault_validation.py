@@ -92,3 +92,41 @@ def test_fault_text_that_is_not_utf8_encodable_is_rejected(
         timeout=10,
     )
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"retry_after": True}, "retry_after"),  # was sent as the header "Retry-After: True"
+        ({"retry_after": -5}, "retry_after"),
+        ({"retry_after": -0.5}, "retry_after"),
+        ({"retry_after": ""}, "retry_after"),
+        ({"retry_after": float("nan")}, "retry_after"),
+        ({"count": True}, "count"),
+        ({"delay": True}, "delay"),
+        ({"kind": "delay", "delay": 10**400}, "delay"),  # an OverflowError, and a 500 from the admin API
+        ({"kind": "delay", "delay": float("inf")}, "delay"),
+        ({"message": b"x"}, "message"),  # was a 500 when delivered
+        ({"message": [1, 2]}, "message"),
+        ({"model_id": 5}, "model_id"),
+    ],
+)
+def test_fault_numbers_and_texts_of_the_wrong_kind_are_rejected_in_code_and_by_the_admin_api(
+    sestek_emulator: SestekEmulator, fields: dict[str, Any], named: str
+) -> None:
+    with pytest.raises(ValueError, match=named):
+        Fault(**fields)
+    if isinstance(fields.get("message"), bytes):
+        return  # JSON has no bytes
+    text = json.dumps(fields).replace(str(10**400), "1" + "0" * 400)
+    answer = requests.post(sestek_emulator.url + "/_emulator/faults", data=text, timeout=10)
+    assert answer.status_code == 400 and named in answer.json()["error"]
+    assert sestek_emulator.faults == []
+
+
+def test_a_retry_after_that_is_zero_or_a_text_is_still_sent_as_given(sestek_emulator: SestekEmulator) -> None:
+    # Hostile values stay possible as text: only numbers are held to seconds >= 0.
+    for value, header in ((0, "0"), (2.5, "2.5"), ("-1", "-1"), ("Wed, 21 Oct 2015 07:28:00 GMT", None)):
+        sestek_emulator.add_fault(Fault(endpoint="token", retry_after=value))
+        answer = requests.post(sestek_emulator.url + "/connect/token", timeout=10)
+        assert answer.headers["Retry-After"] == (header or value)
