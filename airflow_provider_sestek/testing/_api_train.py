@@ -21,6 +21,7 @@ from ._endpoints import Endpoint
 from ._fault_delivery import deliver_before
 from ._faults import FaultKind, FaultWhen
 from ._http import RECORD, Listeners, raw_header, render
+from ._lifecycle import TrainingRequest
 from ._model import SCOPE_TRAINING, CallbackInfo, ReceivedFile, RecordedRequest
 from ._state import EmulatorState
 from ._wire import ABP_INVALID, Reply, abp_error, abp_validation, experiment, json_reply, problem
@@ -234,7 +235,8 @@ def _create(state: EmulatorState, fields: dict[str, list[str]], files: list[Rece
             client_secret=first("callbackClientSecret") or None,
         )
     local_urls = [u for u in data_urls if (urllib.parse.urlsplit(u).hostname or "") in _LOOPBACK_HOSTS]
-    gen = state.create_training(model_id, project_name, data_files, data_urls, callback, upload_dir, local_urls)
+    request = TrainingRequest(model_id, project_name, tuple(data_files), tuple(data_urls), callback, upload_dir)
+    gen = state.create_training(request, local_urls)
     if gen is None:
         return abp_error(403, f"The training is still in progress for the same model ID: {model_id}")
     body = experiment(

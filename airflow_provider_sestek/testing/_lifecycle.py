@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from ._model import FAILED_STATUS, TRAINING_STATUSES, CallbackInfo, ReceivedFile, Training
 
-__all__ = ["Event", "Generation", "Model", "Observation", "Published", "Trainings"]
+__all__ = ["Event", "Generation", "Model", "Observation", "Published", "TrainingRequest", "Trainings"]
 
 _PERCENTS = {
     "initialized": 0,
@@ -101,6 +101,27 @@ class Model:
     model_id: str
     current: Generation
     deployed: Generation | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingRequest:
+    """
+    A train call the API accepted as valid.
+
+    :param model_id: ``modelId``.
+    :param project_name: ``projectName``.
+    :param files: the uploaded data files.
+    :param urls: the ``dataUrls``.
+    :param callback: the callback fields, when given.
+    :param upload_dir: where the files are.
+    """
+
+    model_id: str
+    project_name: str
+    files: tuple[ReceivedFile, ...]
+    urls: tuple[str, ...]
+    callback: CallbackInfo | None
+    upload_dir: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,27 +358,14 @@ class Trainings:
         completed, running = self.case("Completed") or "", self.case("Running")
         self._events.append(Event(model.model_id, "TrainSuccess", completed, running, 100, gen.callback))
 
-    def create(
-        self,
-        model_id: str,
-        project_name: str,
-        files: Sequence[ReceivedFile],
-        urls: Sequence[str],
-        callback: CallbackInfo | None,
-        upload_dir: str,
-        now: float,
-    ) -> Generation | None:
+    def create(self, request: TrainingRequest, now: float) -> Generation | None:
         """
         Start a training; ``None`` when the model's previous training has not ended yet.
 
-        :param model_id: the model id.
-        :param project_name: ``projectName``.
-        :param files: the uploaded data files.
-        :param urls: the ``dataUrls``.
-        :param callback: the callback fields.
-        :param upload_dir: where the files are.
+        :param request: what the train call asked for.
         :param now: the owner's monotonic clock.
         """
+        model_id = request.model_id
         model = self.models.get(model_id)
         if model is not None:
             self.sync(model, now)
@@ -365,11 +373,11 @@ class Trainings:
                 return None
         gen = Generation(
             number=0 if model is None else model.current.number + 1,
-            project_name=project_name,
-            files=tuple(files),
-            urls=tuple(urls),
-            callback=callback,
-            upload_dir=upload_dir,
+            project_name=request.project_name,
+            files=request.files,
+            urls=request.urls,
+            callback=request.callback,
+            upload_dir=request.upload_dir,
             project_id=str(uuid.uuid4()) if model is None else model.current.project_id,
             created_mono=now,
         )

@@ -139,7 +139,7 @@ class Redactor:
         query = self.query(parts.query)
         if netloc == parts.netloc and query == parts.query:
             return value
-        return urllib.parse.urlunsplit(parts._replace(netloc=netloc, query=query))
+        return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
     def query(self, query: str) -> str:
         """

@@ -24,8 +24,8 @@ from typing import Any
 
 from ._answers import Answers
 from ._faults import Fault, FaultQueue, FaultWhen
-from ._lifecycle import Generation, Observation, Published, Trainings
-from ._model import CallbackAttempt, CallbackInfo, ReceivedFile, RecordedRequest, Training, zero_counters
+from ._lifecycle import Generation, Observation, Published, TrainingRequest, Trainings
+from ._model import CallbackAttempt, RecordedRequest, Training, zero_counters
 from ._outbound import Outbound
 from ._redaction import Redactor
 from ._tokens import Tokens
@@ -264,35 +264,21 @@ class EmulatorState:
         self._outbound.fire(events)
         return seen
 
-    def create_training(
-        self,
-        model_id: str,
-        project_name: str,
-        files: Sequence[ReceivedFile],
-        urls: Sequence[str],
-        callback: CallbackInfo | None,
-        upload_dir: str,
-        fetch_urls: list[str],
-    ) -> Generation | None:
+    def create_training(self, request: TrainingRequest, fetch_urls: list[str]) -> Generation | None:
         """
         Start a training; ``None`` while the model's previous one has not ended.
 
-        :param model_id: the model id.
-        :param project_name: ``projectName``.
-        :param files: the uploaded data files.
-        :param urls: the ``dataUrls``.
-        :param callback: the callback fields.
-        :param upload_dir: where the files are; removed by :meth:`reset`.
+        :param request: the valid train call (its upload directory is removed by :meth:`reset`).
         :param fetch_urls: data URLs to fetch for the answer index (loopback ones).
         """
         with self._lock:
-            gen = self._trainings.create(model_id, project_name, files, urls, callback, upload_dir, time.monotonic())
+            gen = self._trainings.create(request, time.monotonic())
             if gen is not None:
                 self._counters["trainings_created"] += 1
-                self._upload_dirs.append(upload_dir)
+                self._upload_dirs.append(request.upload_dir)
             events = self._trainings.take_events()
         if gen is not None and fetch_urls:
-            self._outbound.fetch(gen.experiment_id, fetch_urls, upload_dir)
+            self._outbound.fetch(gen.experiment_id, fetch_urls, request.upload_dir)
         self._outbound.fire(events)
         return gen
 

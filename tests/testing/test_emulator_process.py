@@ -149,7 +149,7 @@ def test_cli_hostile_faults_and_foreign_requests_through_the_admin_client(http: 
         assert http.post(process.url + TOKEN, data=form).json()["access_token"] == "foreign-token"
         [leak] = admin.foreign_requests()
         # The leak is recorded, the secret is not: the admin API (open to anyone on the port) shows a marker.
-        assert leak["form"]["client_secret"][0].startswith("<redacted:") and leak["status"] == 200
+        assert leak["form"]["client_secret"] == ["<redacted>"] and leak["status"] == 200
         assert "train-secret" not in json.dumps([admin.foreign_requests(), admin.requests(), admin.state()])
         assert admin.requests()[-1]["fault"] == "redirect:before"
 

@@ -21,7 +21,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
-from airflow_provider_sestek.testing._lifecycle import Event, Observation, Trainings
+from airflow_provider_sestek.testing._lifecycle import Event, Observation, TrainingRequest, Trainings
 from airflow_provider_sestek.testing._model import CallbackInfo
 
 MODELS = st.sampled_from(["m1", "m2", "bad"])
@@ -80,7 +80,7 @@ class LifecycleRules(RuleBasedStateMachine):
             self._take_events()
             ended = self.trainings.observe(model).terminal
         info = CallbackInfo("http://127.0.0.1:9/hook", None, None, None) if callback else None
-        gen = self.trainings.create(model_id, "P", (), ("http://x/faq",), info, "/tmp/none", self.now)
+        gen = self.trainings.create(TrainingRequest(model_id, "P", (), ("http://x/faq",), info, "/tmp/none"), self.now)
         self._take_events()
         assert (gen is not None) == ended
         if gen is not None:
