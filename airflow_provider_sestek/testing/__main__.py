@@ -203,6 +203,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _can_write_beside(path: str) -> bool:
+    # Tried before the server starts: a folder that exists but takes no files (/proc) failed after it.
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".sestek-ready-", dir=os.path.dirname(os.path.abspath(path)))
+    except OSError:
+        return False
+    os.close(fd)
+    os.unlink(probe)
+    return True
+
+
 def _write_ready_file(path: str, url: str) -> None:
     # Written atomically so a waiting process never reads a half-written URL.
     directory = os.path.dirname(os.path.abspath(path))
@@ -228,8 +239,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.ready_file and not os.path.isdir(os.path.dirname(os.path.abspath(args.ready_file))):
         # Checked before the server starts: writing it later would end in a traceback, the server still up.
         parser.error(f"--ready-file {args.ready_file!r}: its folder does not exist")
-    if args.ready_file and os.path.isdir(args.ready_file):
+    if args.ready_file and (os.path.isdir(args.ready_file) or args.ready_file.endswith(os.sep)):
         parser.error(f"--ready-file {args.ready_file!r} is a folder; name the file to write")
+    if args.ready_file and not _can_write_beside(args.ready_file):
+        parser.error(f"--ready-file {args.ready_file!r}: cannot create a file in its folder")
+    if args.data_dir == "":
+        parser.error("--data-dir must not be empty")
     if not args.allow_remote and not is_loopback(args.host):
         parser.error(
             f"--host {args.host!r} is not a loopback address; the admin API under /_emulator/ has no "

@@ -17,7 +17,7 @@ from aiohttp import web
 from . import _admin, _api_inference, _api_train
 from ._endpoints import API_ROUTES, Endpoint
 from ._fault_delivery import fault_middleware
-from ._http import RECORD, WRITTEN, Listeners, new_record, raw_header, render
+from ._http import RECORD, WRITTEN, Listeners, NoRequestBytes, new_record, raw_header, render
 from ._model import SCOPE_INFERENCE, SCOPE_TRAINING, RecordedRequest
 from ._state import EmulatorState
 from ._wire import ABP_INTERNAL, Reply, abp_error, json_reply, oidc_error, token_reply
@@ -25,6 +25,7 @@ from ._wire import ABP_INTERNAL, Reply, abp_error, json_reply, oidc_error, token
 __all__ = ["build_app"]
 
 _log = logging.getLogger(__name__)
+_log.addFilter(NoRequestBytes())  # an emulator bug's traceback may quote what the request carried
 
 _ARRIVAL_COUNTERS = {
     Endpoint.TOKEN: "token_requests",

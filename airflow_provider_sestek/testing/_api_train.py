@@ -189,6 +189,17 @@ async def train(state: EmulatorState, listeners: Listeners, request: web.Request
             _discard(upload_dir)
 
 
+_NO_URL = urllib.parse.urlsplit("")
+
+
+def _split(url: str) -> urllib.parse.SplitResult | None:
+    # urlsplit raises for some netlocs (an unclosed bracket, characters NFKC changes): a 400, not a 500.
+    try:
+        return urllib.parse.urlsplit(url)
+    except ValueError:
+        return None
+
+
 def _validate(
     model_id: str | None, project_name: str | None, has_files: bool, urls: list[str]
 ) -> list[tuple[str, list[str]]]:
@@ -206,8 +217,8 @@ def _validate(
     if not has_files and not urls:
         errors.append(("At least one of DataFiles or DataUrls must be provided.", ["dataFiles", "dataUrls"]))
     for url in urls:
-        parts = urllib.parse.urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
+        parts = _split(url)
+        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
             errors.append((f"The DataUrls value '{url}' is not a valid absolute http(s) URL.", ["dataUrls"]))
     return errors
 
@@ -234,7 +245,7 @@ def _create(state: EmulatorState, fields: dict[str, list[str]], files: list[Rece
             client_id=first("callbackClientId") or None,
             client_secret=first("callbackClientSecret") or None,
         )
-    local_urls = [u for u in data_urls if (urllib.parse.urlsplit(u).hostname or "") in _LOOPBACK_HOSTS]
+    local_urls = [u for u in data_urls if ((_split(u) or _NO_URL).hostname or "") in _LOOPBACK_HOSTS]
     request = TrainingRequest(model_id, project_name, tuple(data_files), tuple(data_urls), callback, upload_dir)
     gen = state.create_training(request, local_urls)
     if gen is None:

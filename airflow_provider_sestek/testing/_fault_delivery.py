@@ -52,6 +52,7 @@ async def pause(seconds: float, stopping: threading.Event, request: web.BaseRequ
         if request is not None and (transport is None or transport.is_closing()):
             return False
         await asyncio.sleep(min(remaining, _POLL_SLICE))
+    await asyncio.sleep(0)  # a delay below the clock's resolution must still let other requests run
     return not stopping.is_set()
 
 
@@ -167,8 +168,8 @@ class _Deliverer:
             head = raw_head(200, Reply(200, content_type=JSON), length=len(body), close=True)
             return write_raw(request, head + body[: len(body) // 2])
         if kind is FaultKind.REDIRECT:
-            query = f"?{request.query_string}" if request.query_string else ""
-            location = fault.location or await self._listeners.foreign_base() + record.path + query
+            # raw_path: the path and query as sent, not as aiohttp decoded them (``+``, ``%23``, ``%0d``).
+            location = fault.location or await self._listeners.foreign_base() + request.raw_path
             reply = Reply(fault.status or 307, headers=[("Location", location)])
         elif kind is FaultKind.RAW:
             assert fault.raw_body is not None

@@ -252,7 +252,10 @@ class Fault:
         )
         _require(isinstance(self.endless, bool), "fault endless must be a boolean")
         _require(not self.endless or kind is FaultKind.DRIP, "only a 'drip' fault can be endless")
-        _require(kind is not FaultKind.DRIP or self.delay > 0, "a 'drip' fault needs delay > 0 (seconds between bytes)")
+        _require(
+            kind is not FaultKind.DRIP or self.delay >= 0.001,
+            "a 'drip' fault needs delay >= 0.001 (seconds between bytes; faster is a flood, not a drip)",
+        )
         _require(
             self.value is None or kind in (FaultKind.ODD_TOKEN, FaultKind.NON_FINITE),
             "only odd_token/non_finite take a value",

@@ -85,8 +85,9 @@ class ForeignListener:
         record = new_record(request, endpoint, self._state.redactor)
         self._state.record_foreign(record)
         close = False
+        form: dict[str, list[str]] = {}
         try:
-            await self._read_body(request, record)
+            form = await self._read_body(request, record)
         except ConnectionError as exc:
             record.error = f"client disconnected: {exc}"
             raise
@@ -97,41 +98,46 @@ class ForeignListener:
         finally:
             record.body_size = request.content.total_bytes
         record.status = 200
-        response = web.json_response(self._answer(endpoint, record))
+        # Answered from what the client sent, never from the record: echoing a marker back would let
+        # anyone on loopback compare it with a marker seen elsewhere and confirm a guessed secret.
+        response = web.json_response(self._answer(endpoint, form))
         if close:
             response.force_close()
         return response
 
-    async def _read_body(self, request: web.Request, record: RecordedRequest) -> None:
+    async def _read_body(self, request: web.Request, record: RecordedRequest) -> dict[str, list[str]]:
+        """Fill in the record (redacted) and return the form as sent (empty for other bodies)."""
         redactor = self._state.redactor
         media_type = request.content_type
         if media_type == "multipart/form-data":
             # Sizes and hashes are what the record needs; the foreign origin never keeps uploads on disk.
             form, record.files = await read_form(request, None)
             record.form = redactor.form(form)
-            return
+            return form
         body = await request.read()
         if media_type == "application/x-www-form-urlencoded":
             # Decoded verbatim (then redacted like any record): a leaked secret shows up as its marker.
             form = urllib.parse.parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
             record.form = redactor.form(form)
-        elif media_type == "application/json" or media_type.endswith("+json"):
+            return form
+        if media_type == "application/json" or media_type.endswith("+json"):
             try:
                 record.json = redactor.json(json.loads(body))
             except (ValueError, RecursionError):
                 pass
+        return {}
 
     @staticmethod
-    def _answer(endpoint: str, record: RecordedRequest) -> dict[str, Any]:
+    def _answer(endpoint: str, form: dict[str, list[str]]) -> dict[str, Any]:
         if endpoint == "token":
             return {"access_token": FOREIGN_TOKEN, "expires_in": 86400, "token_type": "Bearer", "scope": SCOPE_TRAINING}
         if endpoint == "progress":
             return {"percent": 100, "trainingStatus": "Completed", "inferenceStatus": "Running"}
         if endpoint == "train":
-            model_id = (record.form.get("modelId") or ["foreign-model"])[0]
+            model_id = (form.get("modelId") or ["foreign-model"])[0]
             return {
                 "name": model_id,
-                "description": (record.form.get("projectName") or ["foreign"])[0],
+                "description": (form.get("projectName") or ["foreign"])[0],
                 "status": 0,
                 "statusMessage": "Initialized",
                 "percent": 0,

@@ -6,6 +6,7 @@ transport, and the per-request keys the middlewares share.
 
 from __future__ import annotations
 
+import logging
 import time
 from email.utils import formatdate
 from typing import Any, Protocol
@@ -21,6 +22,7 @@ __all__ = [
     "RECORD",
     "WRITTEN",
     "Listeners",
+    "NoRequestBytes",
     "WireResponse",
     "new_record",
     "raw_head",
@@ -168,6 +170,24 @@ def render(request: web.BaseRequest, reply: Reply, *, final: bool = False, close
     if close:
         response.force_close()
     return response
+
+
+class NoRequestBytes(logging.Filter):
+    """
+    Keeps a request's bytes out of the server's log records.
+
+    aiohttp logs a request it cannot parse with the parser's exception, whose text quotes the offending
+    bytes: an ``Authorization`` header, a form with ``client_secret``. The record keeps its message and
+    the exception's type; the text and the traceback go (the client got them in its 400 already).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None:
+            record.msg = f"{record.getMessage()}: {type(exc).__name__} (not shown: the request may carry credentials)"
+            record.args = None
+            record.exc_info = record.exc_text = None
+        return True
 
 
 class Listeners(Protocol):

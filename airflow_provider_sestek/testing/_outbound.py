@@ -46,6 +46,20 @@ def _opener() -> urllib.request.OpenerDirector:
     return urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
+def _describe(exc: Exception) -> str:
+    """
+    What went wrong, without the exception's text: urllib quotes the URL (with any password in it).
+
+    :param exc: what a callback attempt raised.
+    """
+    reason = getattr(exc, "reason", None)  # URLError wraps the socket error
+    if isinstance(reason, OSError) and reason.strerror:
+        return f"{type(exc).__name__}: {reason.strerror}"
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{type(exc).__name__}: {exc.strerror}"
+    return f"{type(exc).__name__} (details not shown: they may quote the callback URL)"
+
+
 class _TokenRefused(Exception):
     """The identity service refused the callback's token request."""
 
@@ -125,7 +139,7 @@ class Outbound:
         except _TokenRefused as exc:
             error = str(exc)
         except Exception as exc:  # a broken receiver must never take the emulator down
-            error = f"{type(exc).__name__}: {exc}"
+            error = _describe(exc)
         succeeded = error is None and status is not None and 200 <= status < 300
         attempt = CallbackAttempt(
             event.model_id, event.event, info.address, status, error, token is not None, time.time()
@@ -155,7 +169,7 @@ class Outbound:
             body = json.loads(response.read())
         token = body.get("access_token") if isinstance(body, dict) else None
         if not isinstance(token, str) or not token:
-            raise ValueError("callback token response has no access_token")
+            raise _TokenRefused("callback token response has no access_token")
         return token
 
     def fetch(self, key: str, urls: list[str], directory: str) -> None:

@@ -33,10 +33,13 @@ _SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 # callbackClientSecret, password, pwd, passphrase, access_token, authToken, X-Auth-Token, auth[token],
 # client_assertion, api_key, Api-Key, credentials, private_key, session ids, signatures.
 _SECRET_NAME = re.compile(
-    r"secret|passw|passphrase|pwd|(^|[^a-z])pass([^a-z]|$)|token|assertion|api[-_]?key|credential"
-    r"|private[-_]?key|session|signature|(^|[^a-z])auth([^a-z]|$)|cookie",
+    r"secret|passw|passphrase|pwd|(^|[^a-z])pass([^a-z]|$)|token|assertion|api[-_ ]?key|credential"
+    r"|private[-_]?key|session|signature|(^|[^a-z])auth([^a-z]|$)|cookie|authori[sz]ation|authentication"
+    r"|subscription[-_]?key|access[-_]?key|^(sig|key|code)$",  # sig: Azure SAS; key: Google; code: OAuth
     re.IGNORECASE,
 )
+# A URL urlsplit refuses (an unclosed bracket, NFKC-changing characters) still has its userinfo cut out.
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)([^/?#@]*)@")
 # Names the rule above would catch that only describe a credential: token_type, token_type_hint, max_tokens.
 _NOT_SECRET_NAME = re.compile(r"[_-]?type$|[_-]hint$|^max[_-]?tokens$", re.IGNORECASE)
 _MARKER = re.compile(r"<redacted:[0-9a-f]{16}>")
@@ -124,22 +127,29 @@ class Redactor:
 
         :param value: a form value or JSON string.
         """
-        if self.keep or "://" not in value or ("@" not in value and "?" not in value):
+        if self.keep or "://" not in value or not ("@" in value or "?" in value or "#" in value):
             return value
         try:
             parts = urllib.parse.urlsplit(value)
             password = parts.password
         except ValueError:
-            return value
+            return self._unparsable_url(value)
         netloc = parts.netloc
         if password is not None:
             user_info, _, host = netloc.rpartition("@")
             user = user_info.partition(":")[0]
             netloc = f"{user}:{self.marker(urllib.parse.unquote(password))}@{host}"
-        query = self.query(parts.query)
-        if netloc == parts.netloc and query == parts.query:
+        query, fragment = self.query(parts.query), self.query(parts.fragment)  # #access_token=... too
+        if netloc == parts.netloc and query == parts.query and fragment == parts.fragment:
             return value
-        return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+        return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, fragment))
+
+    def _unparsable_url(self, value: str) -> str:
+        match = _USERINFO.match(value)
+        if match is not None:
+            value = f"{match.group(1)}{self.marker(match.group(2))}@{value[match.end() :]}"
+        head, question, rest = value.partition("?")
+        return head + question + self.query(rest) if question else value
 
     def query(self, query: str) -> str:
         """

@@ -17,33 +17,17 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from ._http import NoRequestBytes
+
 __all__ = ["ServerThread"]
 
 _log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 
-class _NoRequestBytes(logging.Filter):
-    """
-    Keeps a request's bytes out of the server's log records.
-
-    aiohttp logs a request it cannot parse with the parser's exception, whose text quotes the offending
-    bytes: an ``Authorization`` header, a form with ``client_secret``. The record keeps its message and
-    the exception's type; the text and the traceback go (the client got them in its 400 already).
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        if exc is not None:
-            record.msg = f"{record.getMessage()}: {type(exc).__name__} (not shown: the request may carry credentials)"
-            record.args = None
-            record.exc_info = record.exc_text = None
-        return True
-
-
 #: What aiohttp's request handlers log to instead of ``aiohttp.server``.
 _SERVER_LOG = logging.getLogger("airflow_provider_sestek.testing.server")
-_SERVER_LOG.addFilter(_NoRequestBytes())
+_SERVER_LOG.addFilter(NoRequestBytes())
 
 # Idle keep-alive connections are reaped, so thousands of one-shot clients cannot pile up.
 _KEEPALIVE_TIMEOUT = 120.0

@@ -155,6 +155,17 @@ class SestekEmulator:
             raise ValueError("port must be an integer from 0 to 65535")
         if not isinstance(host, str):
             raise ValueError(f"host must be a string, got {host!r}")
+        for flag, flag_value in (("record_secrets", record_secrets), ("allow_remote", allow_remote)):
+            # A string such as "false" (a pytest marker, a config file) is truthy: refused, not guessed.
+            if not isinstance(flag_value, bool):
+                raise ValueError(f"{flag} must be True or False, got {flag_value!r}")
+        for name, text in (("tenant", tenant), ("token_prefix", token_prefix)):
+            if not isinstance(text, str) or any(ord(char) < 32 or ord(char) == 127 for char in text):
+                raise ValueError(f"{name} must be a string without control characters, got {text!r}")
+        if isinstance(fail_models, str):
+            raise ValueError(f"fail_models must be a list of model ids, not the string {fail_models!r}")
+        if data_dir is not None and not str(data_dir):
+            raise ValueError("data_dir must not be empty (None uses a temporary directory)")
         host = _bind_host(host)
         if not allow_remote and not is_loopback(host):
             raise ValueError(

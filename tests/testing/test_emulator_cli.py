@@ -415,3 +415,29 @@ def test_cli_max_recorded_requests_is_passed_to_the_emulator() -> None:
     assert build_parser().parse_args(["--max-recorded-requests", "7"]).max_recorded_requests == 7
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--max-recorded-requests", "0"])
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("record_secrets", "false"),  # a string is truthy: it turned raw capture on
+        ("allow_remote", "false"),
+        ("record_secrets", 1),
+        ("fail_models", "bad-bot"),  # split into single characters
+        ("data_dir", ""),  # wrote ./uploads into the working folder
+        ("tenant", 5),
+        ("token_prefix", "emu-\r\n"),
+    ],
+)
+def test_constructor_refuses_flags_and_texts_of_the_wrong_kind(name: str, value: object) -> None:
+    with pytest.raises(ValueError, match=name):
+        SestekEmulator(**{name: value})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("ready", ["no-such-folder-{n}/", "/proc/sestek-ready-{n}"])
+def test_cli_refuses_a_ready_file_it_cannot_write_before_starting(tmp_path: Path, ready: str) -> None:
+    path = ready.format(n=os.getpid())
+    result = _run("--ready-file", path if path.startswith("/") else f"{tmp_path}/{path}", "--port", "0")
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and "--ready-file" in result.stderr
+    assert "listening" not in result.stdout

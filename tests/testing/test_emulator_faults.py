@@ -414,3 +414,18 @@ def test_model_filtered_delay_and_drip_on_train_keep_the_upload(
         [received] = emu.trainings[model_id].files
         assert Path(received.path).is_file(), model_id
     assert [r.fault for r in emu.requests] == ["delay:before", "drip:before"]
+
+
+def test_a_redirect_forwards_the_path_and_query_as_sent(sestek_emulator: SestekEmulator) -> None:
+    # The Location was rebuilt from aiohttp's decoded form: "+" became a space and "%23" a fragment.
+    emu = sestek_emulator
+    emu.add_fault(Fault(endpoint="progress", kind="redirect"))
+    tail = progress_path("m1") + "?c=d+e&q=a%23b&p=%2526&e=%C3%A9"
+    response = requests.get(emu.url + tail, allow_redirects=False, timeout=10)
+    assert response.headers["Location"] == emu.foreign_url + tail
+
+
+def test_a_drip_faster_than_a_millisecond_is_refused() -> None:
+    # delay=5e-324 never let the event loop run: every other client of the emulator stalled.
+    with pytest.raises(ValueError, match="drip"):
+        Fault(endpoint="token", kind="drip", delay=0.0005, endless=True)

@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from airflow_provider_sestek.testing import EmulatorClient, Fault, SestekEmulator
-from tests.testing._helpers import TOKEN, bearer, get_token, inference_path, poll_until, progress_path, train
+from tests.testing._helpers import TOKEN, TRAIN, bearer, get_token, inference_path, poll_until, progress_path, train
 
 SECRET = "Train-S3cret-Value"
 CALLBACK_SECRET = "Callback-S3cret-Value"
@@ -341,3 +341,68 @@ def test_a_request_aiohttp_cannot_parse_is_logged_without_its_bytes(
             time.sleep(0.02)
     assert "Error handling request" in caplog.text and "BadHttpMessage" in caplog.text
     assert "emu-RAW-TOKEN" not in caplog.text
+
+
+def test_a_callback_url_urllib_cannot_use_leaves_no_password_in_the_attempts_error(
+    sestek_emulator: SestekEmulator, http: requests.Session
+) -> None:
+    # urllib's InvalidURL quoted the netloc: "nonnumeric port: 'CBPASS1@127.0.0.1'".
+    emu = sestek_emulator
+    token = emu.issue_token()
+    train(http, emu, token, "cb", callbackAddress="http://cbuser:CBPASS1@127.0.0.1/cb")
+    poll_until(http, emu, token, "cb", lambda body: body["inferenceStatus"] == "Running")
+    deadline = time.monotonic() + 10  # the callback goes out on a thread of its own
+    while not emu.callback_attempts and time.monotonic() < deadline:
+        time.sleep(0.02)
+    [attempt] = emu.callback_attempts
+    assert attempt.error is not None and attempt.error.startswith("InvalidURL")
+    assert "CBPASS1" not in repr(emu.callback_attempts) and "CBPASS1" not in _everything(emu)
+
+
+@pytest.mark.parametrize("password", ["NFKCpw\u2100x", "pw[x"])
+def test_a_data_url_urlsplit_refuses_is_a_400_and_recorded_without_its_password(
+    sestek_emulator: SestekEmulator, http: requests.Session, caplog: pytest.LogCaptureFixture, password: str
+) -> None:
+    emu = sestek_emulator
+    with caplog.at_level("DEBUG"):
+        response = train(http, emu, emu.issue_token(), "u", files=(), urls=[f"http://user:{password}@127.0.0.1/x"])
+    assert response.status_code == 400  # a validation error, not the emulator's own 500
+    assert password not in _everything(emu) and password not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("url", "secret"),
+    [
+        ("https://a.blob.core.windows.net/c/f.txt?sv=2024&sig=AZSIG1", "AZSIG1"),  # an Azure SAS URL
+        ("https://storage.example.com/f?key=GKEY1", "GKEY1"),
+        ("https://h.example.com/cb?code=OCODE1", "OCODE1"),
+        ("https://h.example.com/cb#access_token=FRAG1", "FRAG1"),
+    ],
+)
+def test_signed_url_parameters_and_fragments_are_markers(
+    sestek_emulator: SestekEmulator, http: requests.Session, url: str, secret: str
+) -> None:
+    emu = sestek_emulator
+    assert train(http, emu, emu.issue_token(), "s", urls=[url]).status_code == 200
+    assert secret not in _everything(emu)
+    assert emu.redacted(secret) in emu.requests[-1].form["dataUrls"][0]
+
+
+def test_the_foreign_listener_answers_from_what_was_sent_not_from_the_redacted_record(
+    sestek_emulator: SestekEmulator, http: requests.Session
+) -> None:
+    # It echoed the record's projectName: with a URL password in it, the keyed marker came back to anyone.
+    emu = sestek_emulator
+    sent = {"modelId": "m", "projectName": "http://u:GUESS@x/"}
+    answer = http.post(emu.foreign_url + TRAIN, data=sent).json()
+    assert answer["description"] == "http://u:GUESS@x/" and "<redacted" not in json.dumps(answer)
+    assert emu.foreign_requests[0].form["projectName"] == [f"http://u:{emu.redacted('GUESS')}@x/"]
+
+
+@pytest.mark.parametrize("header", ["X-Authorization", "Authentication", "Ocp-Apim-Subscription-Key", "X-Access-Key"])
+def test_more_credential_header_names_are_markers(
+    sestek_emulator: SestekEmulator, http: requests.Session, header: str
+) -> None:
+    emu = sestek_emulator
+    http.get(emu.url + "/x", headers={header: "H-SECRET-2"})
+    assert "H-SECRET-2" not in _everything(emu)
