@@ -317,6 +317,19 @@ class Trainings:
         status = self.case(sequence.statuses[gen.step]) or ""
         return Observation(status, sequence.percents[gen.step], self.case(inference), at_end)
 
+    def peek(self, model_id: str, now: float) -> Observation | None:
+        """
+        What a progress call would report now, without counting a poll; ``None`` for an unknown model.
+
+        :param model_id: the model id.
+        :param now: the owner's monotonic clock.
+        """
+        model = self.models.get(model_id)
+        if model is None:
+            return None
+        self.sync(model, now)
+        return self.observe(model)
+
     def poll(self, model_id: str, now: float) -> Observation | None:
         """
         Answer a progress call and move the training on; ``None`` for an unknown model.

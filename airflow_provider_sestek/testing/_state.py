@@ -18,9 +18,9 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ._answers import Answers
 from ._faults import Fault, FaultQueue, FaultWhen
@@ -31,6 +31,8 @@ from ._redaction import Redactor
 from ._tokens import Tokens
 
 __all__ = ["EmulatorState", "TrainingConfig"]
+
+_T = TypeVar("_T")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -123,10 +125,19 @@ class EmulatorState:
         # At most 10 ticks a second and at least 1000: a step of 1e-9 s must not spin a core.
         interval = max(0.001, min(0.1, self._trainings.seconds_per_step / 2))
         while not self.stopping.wait(interval):
-            with self._lock:
-                self._trainings.tick(time.monotonic())
-                events = self._trainings.take_events()
-            self._outbound.fire(events)
+            self._move(lambda trainings, now: trainings.tick(now))
+
+    def _move(self, step: Callable[[Trainings, float], _T]) -> _T:
+        """
+        Run ``step`` on the lifecycle under the lock, then send the callbacks it made due (outside it).
+
+        :param step: what to do, given the lifecycle and the clock's ``now``.
+        """
+        with self._lock:
+            result = step(self._trainings, time.monotonic())
+            events = self._trainings.take_events()
+        self._outbound.fire(events)
+        return result
 
     def new_upload_dir(self) -> str:
         """A fresh directory path (not created) for one upload."""
@@ -242,11 +253,7 @@ class EmulatorState:
 
         :param model_id: the model id.
         """
-        with self._lock:
-            seen = self._trainings.poll(model_id, time.monotonic())
-            events = self._trainings.take_events()
-        self._outbound.fire(events)
-        return seen
+        return self._move(lambda trainings, now: trainings.poll(model_id, now))
 
     def observe(self, model_id: str) -> Observation | None:
         """
@@ -254,15 +261,7 @@ class EmulatorState:
 
         :param model_id: the model id.
         """
-        with self._lock:
-            model = self._trainings.models.get(model_id)
-            if model is None:
-                return None
-            self._trainings.sync(model, time.monotonic())
-            seen = self._trainings.observe(model)
-            events = self._trainings.take_events()
-        self._outbound.fire(events)
-        return seen
+        return self._move(lambda trainings, now: trainings.peek(model_id, now))
 
     def create_training(self, request: TrainingRequest, fetch_urls: list[str]) -> Generation | None:
         """
@@ -271,15 +270,17 @@ class EmulatorState:
         :param request: the valid train call (its upload directory is removed by :meth:`reset`).
         :param fetch_urls: data URLs to fetch for the answer index (loopback ones).
         """
-        with self._lock:
-            gen = self._trainings.create(request, time.monotonic())
-            if gen is not None:
+
+        def create(trainings: Trainings, now: float) -> Generation | None:
+            gen = trainings.create(request, now)
+            if gen is not None:  # counted under the same lock as the training itself
                 self._counters["trainings_created"] += 1
                 self._upload_dirs.append(request.upload_dir)
-            events = self._trainings.take_events()
+            return gen
+
+        gen = self._move(create)
         if gen is not None and fetch_urls:
             self._outbound.fetch(gen.experiment_id, fetch_urls, request.upload_dir)
-        self._outbound.fire(events)
         return gen
 
     def published(self, model_id: str) -> Published | None:
@@ -288,18 +289,11 @@ class EmulatorState:
 
         :param model_id: the model id.
         """
-        with self._lock:
-            published = self._trainings.published(model_id, time.monotonic())
-            events = self._trainings.take_events()
-        self._outbound.fire(events)
-        return published
+        return self._move(lambda trainings, now: trainings.published(model_id, now))
 
     def trainings(self) -> dict[str, Training]:
         """A snapshot of the latest training of every model id (callback secrets redacted)."""
-        with self._lock:
-            snapshots = self._trainings.snapshots(time.monotonic())
-            events = self._trainings.take_events()
-        self._outbound.fire(events)
+        snapshots = self._move(lambda trainings, now: trainings.snapshots(now))
         if self.redactor.keep:
             return snapshots
         return {model_id: self._redacted(training) for model_id, training in snapshots.items()}

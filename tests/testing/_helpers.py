@@ -8,12 +8,13 @@ documented contract, not against the emulator's (or the client's) own constants.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import requests
 
-from airflow_provider_sestek.testing import SestekEmulator
+from airflow_provider_sestek.testing import CallbackAttempt, SestekEmulator
 
 TOKEN = "/connect/token"
 TRAIN = "/sestekai-api/api/external/generative-question-answering-trainings/train"
@@ -129,3 +130,11 @@ def ask(
         ],
     }
     return session.post(emu.url + inference_path(emu.tenant, model_id), headers=bearer(token), json=payload, timeout=10)
+
+
+def callback_attempts(emu: SestekEmulator, timeout: float = 10.0) -> list[CallbackAttempt]:
+    """The emulator's callback attempts once there is one (callbacks go out on threads of their own)."""
+    deadline = time.monotonic() + timeout
+    while not emu.callback_attempts and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return emu.callback_attempts

@@ -24,6 +24,7 @@ from ._helpers import (
     TRAIN,
     ask,
     bearer,
+    callback_attempts,
     completed,
     get_token,
     inference_path,
@@ -896,10 +897,7 @@ def test_unreachable_callback_is_recorded_not_fatal(http: requests.Session) -> N
         token = get_token(http, emu)
         # Nobody polls: the time-driven failure must still call back (and fail to).
         train(http, emu, token, "m", callbackAddress="http://127.0.0.1:9/nowhere")
-        deadline = time.monotonic() + 3
-        while not emu.callback_attempts and time.monotonic() < deadline:
-            time.sleep(0.02)
-        (attempt,) = emu.callback_attempts
+        (attempt,) = callback_attempts(emu, timeout=3)
         assert attempt.event == "TrainFailed" and attempt.error and not attempt.authenticated
         assert emu.counters["callbacks_failed"] == 1
         assert http.post(emu.identity_url + TOKEN, data={}).status_code == 400
@@ -919,10 +917,7 @@ def test_a_refused_callback_token_is_not_reported_as_the_callbacks_answer(http: 
             callbackClientId="train-client",
             callbackClientSecret="not-the-secret",
         )
-        deadline = time.monotonic() + 3
-        while not emu.callback_attempts and time.monotonic() < deadline:
-            time.sleep(0.02)
-        (attempt,) = emu.callback_attempts
+        (attempt,) = callback_attempts(emu, timeout=3)
         assert attempt.status is None and attempt.error == "callback token request answered HTTP 401"
         assert not attempt.authenticated
         assert [r.path for r in emu.requests if r.path == "/hook"] == []  # the callback itself never went out

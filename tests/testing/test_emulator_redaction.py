@@ -18,7 +18,17 @@ import pytest
 import requests
 
 from airflow_provider_sestek.testing import EmulatorClient, Fault, SestekEmulator
-from tests.testing._helpers import TOKEN, TRAIN, bearer, get_token, inference_path, poll_until, progress_path, train
+from tests.testing._helpers import (
+    TOKEN,
+    TRAIN,
+    bearer,
+    callback_attempts,
+    get_token,
+    inference_path,
+    poll_until,
+    progress_path,
+    train,
+)
 
 SECRET = "Train-S3cret-Value"
 CALLBACK_SECRET = "Callback-S3cret-Value"
@@ -114,10 +124,7 @@ def test_callback_is_still_sent_with_the_real_secret(sestek_emulator: SestekEmul
     )
     assert response.status_code == 200
     poll_until(http, emu, token, "cb", lambda body: body["inferenceStatus"] == "Running")
-    deadline = time.monotonic() + 10  # the callback goes out on a thread of its own
-    while not emu.callback_attempts and time.monotonic() < deadline:
-        time.sleep(0.02)
-    [attempt] = emu.callback_attempts
+    [attempt] = callback_attempts(emu)
     assert attempt.authenticated  # a token was obtained with the real secret
 
 
@@ -306,10 +313,7 @@ def test_credentials_inside_urls_are_markers_in_records_snapshots_and_callbacks(
     assert form["dataUrls"] == [f"http://127.0.0.1:9/faq.txt?access_token={emu.redacted('URLQ-SECRET')}&v=1"]
     assert form["callbackAddress"] == [f"http://user:{emu.redacted('CBU-SECRET')}@127.0.0.1:9/cb"]
     poll_until(http, emu, token, "u", lambda body: body["inferenceStatus"] == "Running")
-    deadline = time.monotonic() + 10  # the callback goes out on a thread of its own
-    while not emu.callback_attempts and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert emu.callback_attempts[0].address == f"http://user:{emu.redacted('CBU-SECRET')}@127.0.0.1:9/cb"
+    assert callback_attempts(emu)[0].address == f"http://user:{emu.redacted('CBU-SECRET')}@127.0.0.1:9/cb"
     text = _everything(emu) + json.dumps([repr(a) for a in emu.callback_attempts])
     assert "URLQ-SECRET" not in text and "CBU-SECRET" not in text
 
@@ -351,10 +355,7 @@ def test_a_callback_url_urllib_cannot_use_leaves_no_password_in_the_attempts_err
     token = emu.issue_token()
     train(http, emu, token, "cb", callbackAddress="http://cbuser:CBPASS1@127.0.0.1/cb")
     poll_until(http, emu, token, "cb", lambda body: body["inferenceStatus"] == "Running")
-    deadline = time.monotonic() + 10  # the callback goes out on a thread of its own
-    while not emu.callback_attempts and time.monotonic() < deadline:
-        time.sleep(0.02)
-    [attempt] = emu.callback_attempts
+    [attempt] = callback_attempts(emu)
     assert attempt.error is not None and attempt.error.startswith("InvalidURL")
     assert "CBPASS1" not in repr(emu.callback_attempts) and "CBPASS1" not in _everything(emu)
 
